@@ -1,0 +1,134 @@
+"""``python -m app``: db upgrade | db seed | serve | token EMAIL.
+
+Without ``DATABASE_URL`` the commands start (or join) an embedded PostgreSQL under
+``.data/`` and use its ``chat`` database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+
+from app.db.embedded import EmbeddedPostgres
+from app.settings import ConfigurationError, Settings
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+EMBEDDED_DATA = PROJECT_DIR / ".data" / "postgres"
+EMBEDDED_DATABASE = "chat"
+
+
+async def create_database(server_dsn: str, name: str) -> None:
+    """Create database ``name`` on the server of ``server_dsn`` unless it exists."""
+    connection = await asyncpg.connect(server_dsn)
+    try:
+        if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def database_settings() -> Iterator[Settings]:
+    """The settings, with ``DATABASE_URL`` pointing at the embedded server when it was unset."""
+    settings = Settings.from_env()
+    if settings.database_url:
+        yield settings
+        return
+    server = EmbeddedPostgres(EMBEDDED_DATA)
+    dsn = server.start()
+    try:
+        asyncio.run(create_database(dsn, EMBEDDED_DATABASE))
+        os.environ["DATABASE_URL"] = server.dsn(int(dsn.rsplit(":", 1)[1].split("/")[0]), EMBEDDED_DATABASE)
+        yield Settings.from_env()
+    finally:
+        server.stop()
+
+
+def cmd_upgrade(settings: Settings) -> int:
+    from app.db.upgrade import RoleSetupError, upgrade
+
+    assert settings.database_url
+    try:
+        asyncio.run(upgrade(settings.database_url, settings.runtime_database_url))
+    except RoleSetupError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print("database upgraded: migrations applied, policies of rls_policies/ applied")
+    return 0
+
+
+def cmd_seed(settings: Settings) -> int:
+    from app.db.engine import use_database
+    from app.seed import seed
+
+    assert settings.database_url
+    use_database(settings.database_url)
+    added = asyncio.run(seed())
+    print("seeded: " + ", ".join(f"{n} {table}" for table, n in added.items()))
+    return 0
+
+
+def cmd_token(settings: Settings, email: str, ttl: int) -> int:
+    from app.auth.tokens import mint_token
+
+    async def find() -> list[asyncpg.Record]:
+        assert settings.database_url
+        connection = await asyncpg.connect(settings.database_url)
+        try:
+            return await connection.fetch("SELECT user_id, tenant_id FROM users WHERE email = $1", email)
+        finally:
+            await connection.close()
+
+    rows = asyncio.run(find())
+    if len(rows) != 1:
+        print(f"{email}: {'no such user' if not rows else 'found in several tenants'}", file=sys.stderr)
+        return 1
+    print(mint_token(rows[0]["user_id"], rows[0]["tenant_id"], settings, ttl_seconds=ttl))
+    return 0
+
+
+def cmd_serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    try:
+        settings.validate()
+    except ConfigurationError as error:
+        print(f"refusing to start: {error}", file=sys.stderr)
+        return 2
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="python -m app", description="Chat Sessions API")
+    commands = parser.add_subparsers(dest="command", required=True)
+    db = commands.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply roles, migrations and RLS policies (idempotent)")
+    db.add_parser("seed", help="insert the demo data (idempotent)")
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    token = commands.add_parser("token", help="print a signed JWT for a seeded user (development)")
+    token.add_argument("email")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    with database_settings() as settings:
+        if args.command == "db":
+            return cmd_upgrade(settings) if args.db_command == "upgrade" else cmd_seed(settings)
+        if args.command == "token":
+            return cmd_token(settings, args.email, args.ttl)
+        return cmd_serve(settings, args.host, args.port, args.workers)

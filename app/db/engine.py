@@ -1,0 +1,49 @@
+"""The Piccolo engine of the application, and the rule that API queries run in the request's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.querystring import QueryString
+
+
+class OutsideTransactionError(RuntimeError):
+    """A query ran without the request's transaction: it would have seen no tenant context."""
+
+
+class TenantEngine(PostgresEngine):
+    """A ``PostgresEngine`` that, once ``require_transaction`` is on, refuses queries outside a transaction.
+
+    The API server turns it on: a query outside the request's transaction would run on
+    another pooled connection without the tenant context and silently return nothing,
+    so it fails loudly (500) instead.
+    """
+
+    require_transaction = False
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
+        self._check_transaction()
+        return await super().run_querystring(querystring, in_pool=in_pool)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = True) -> Any:
+        self._check_transaction()
+        return await super().run_ddl(ddl, in_pool=in_pool)
+
+    def _check_transaction(self) -> None:
+        if self.require_transaction and self.current_transaction.get() is None:
+            raise OutsideTransactionError("query outside the request's transaction")
+
+
+def get_engine() -> TenantEngine:
+    """The engine configured in ``piccolo_conf.py``."""
+    from piccolo_conf import DB
+
+    return DB
+
+
+def use_database(dsn: str) -> TenantEngine:
+    """Point the engine at ``dsn`` (migrations, seeding, audits)."""
+    engine = get_engine()
+    engine.config = {"dsn": dsn}
+    return engine

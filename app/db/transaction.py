@@ -1,0 +1,178 @@
+"""The request's database transaction: opened by the guard, finished by a middleware.
+
+One transaction carries all of a request's queries, and the tenant context is set in it
+with ``set_config(..., true)`` (transaction-local), so it ends with the transaction and a
+pooled connection never carries one request's context into another's.
+
+``TransactionMiddleware`` wraps every ``/api`` route. It puts a ``RequestTransaction`` in
+the ASGI scope; the guard, once the token is valid, calls ``begin()`` on it (bounded wait
+for a pool connection, then BEGIN and the context). When the response starts the
+middleware commits (status < 400) or rolls back (anything else), and it always returns
+the connection to the pool, whatever the handler did. Everything runs in the request's
+own task, so Piccolo's context variable sees the transaction in the guard, in the
+handler and in any dependency task spawned from them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+from uuid import UUID
+
+import asyncpg
+from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from piccolo.engine.postgres import PostgresTransaction
+
+from app.db.engine import TenantEngine, get_engine
+
+log = logging.getLogger(__name__)
+
+SCOPE_KEY = "chat.transaction"
+RETRY_AFTER_SECONDS = "1"
+
+
+class DatabaseUnavailableError(HTTPException):
+    """No pool connection within the bounded wait, or the database does not answer: 503."""
+
+    status_code = 503
+
+    def __init__(self, detail: str = "database unavailable, retry shortly") -> None:
+        super().__init__(detail=detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+class _PooledTransaction(PostgresTransaction):
+    """Piccolo's transaction, opened with a bounded wait for the pool and always released.
+
+    Piccolo's own ``__aenter__``/``__aexit__`` would leak the connection when BEGIN or
+    COMMIT fails; these two methods release it in every case.
+    """
+
+    async def open(self, acquire_timeout: float) -> None:
+        pool = self.engine.pool
+        self.connection = await pool.acquire(timeout=acquire_timeout)
+        try:
+            self.transaction = self.connection.transaction()
+            await self.transaction.start()
+        except BaseException:
+            await pool.release(self.connection)
+            raise
+        self.context = self.engine.current_transaction.set(self)
+
+    async def close(self, commit: bool) -> None:
+        try:
+            await (self.transaction.commit() if commit else self.transaction.rollback())
+        finally:
+            try:
+                # Resets the connection (ROLLBACK if still needed) or terminates a broken one.
+                await self.engine.pool.release(self.connection)
+            finally:
+                self.engine.current_transaction.reset(self.context)
+
+
+class RequestTransaction:
+    """The (lazily opened) transaction of one request."""
+
+    def __init__(self, engine: TenantEngine, acquire_timeout: float) -> None:
+        self.engine = engine
+        self.acquire_timeout = acquire_timeout
+        self._transaction: _PooledTransaction | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True between ``begin()`` and the end of the request."""
+        return self._transaction is not None
+
+    @property
+    def connection(self) -> asyncpg.Connection:
+        """The connection carrying the request's queries."""
+        if self._transaction is None:
+            raise RuntimeError("the request transaction is not open")
+        return cast(asyncpg.Connection, self._transaction.connection)
+
+    async def begin(self, tenant_id: UUID, user_id: UUID) -> None:
+        """Open the transaction and set ``app.tenant_id`` / ``app.user_id`` in it, transaction-local."""
+        if self._transaction is not None:
+            raise RuntimeError("the request transaction is already open")
+        transaction = _PooledTransaction(self.engine, allow_nested=False)
+        try:
+            await transaction.open(self.acquire_timeout)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("no database connection for the request: %r", error)
+            raise DatabaseUnavailableError from error
+        self._transaction = transaction
+        await self.connection.execute(
+            "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
+            str(tenant_id),
+            str(user_id),
+        )
+
+    async def finish(self, commit: bool) -> None:
+        """Commit or roll back, return the connection to the pool, forget the transaction.
+
+        A failed commit raises; a failed rollback is logged (the connection is released
+        or terminated either way).
+        """
+        transaction, self._transaction = self._transaction, None
+        if transaction is None:
+            return
+        if commit:
+            await transaction.close(commit=True)
+            return
+        try:
+            await transaction.close(commit=False)
+        except Exception:
+            log.exception("rollback failed")
+
+
+def get_request_transaction(scope: Scope) -> RequestTransaction:
+    """The request's transaction holder, put in the scope by ``TransactionMiddleware``."""
+    return cast(RequestTransaction, scope[SCOPE_KEY])  # type: ignore[literal-required]
+
+
+class TransactionMiddleware:
+    """Owns the lifetime of each request's transaction (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, acquire_timeout: float) -> None:
+        self.app = app
+        self.engine = get_engine()
+        self.acquire_timeout = acquire_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        holder = RequestTransaction(self.engine, self.acquire_timeout)
+        scope[SCOPE_KEY] = holder  # type: ignore[literal-required]
+        replaced = False
+
+        async def send_after_finishing(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start" and holder.is_open:
+                try:
+                    await holder.finish(commit=message["status"] < 400)
+                except Exception:
+                    log.exception("commit failed")
+                    replaced = True
+                    await _send_error(send, 500, "the change could not be saved")
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_after_finishing)
+        finally:
+            if holder.is_open:
+                await holder.finish(commit=False)
+
+
+async def _send_error(send: Send, status: int, detail: str) -> None:
+    import msgspec
+
+    body = msgspec.json.encode({"status_code": status, "detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})

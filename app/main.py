@@ -1,0 +1,119 @@
+"""The Litestar application: ``create_app()`` wires settings, the database pool, routes and docs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import ValidationException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from app.auth.guards import provide_user, tenant_guard
+from app.db.engine import get_engine
+from app.db.selfcheck import check_runtime_role
+from app.db.transaction import RETRY_AFTER_SECONDS, TransactionMiddleware
+from app.sessions.controllers import SessionController
+from app.settings import Settings
+from app.users.controllers import MeController
+
+log = logging.getLogger("app")
+
+
+@get("/health", tags=["operations"], summary="Liveness", sync_to_thread=False)
+def health() -> dict[str, str]:
+    """200 while the process runs; does not touch the database."""
+    return {"status": "ok"}
+
+
+@get(
+    "/ready",
+    tags=["operations"],
+    summary="Readiness",
+    description="200 when the database answers within a second, else 503 with Retry-After.",
+    responses={503: None},  # type: ignore[dict-item]
+)
+async def ready() -> Response[dict[str, str]]:
+    """200 when a pooled connection answers ``SELECT 1``, else 503."""
+    try:
+        async with get_engine().pool.acquire(timeout=1.0) as connection:
+            await connection.fetchval("SELECT 1", timeout=1.0)
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("not ready: %r", error)
+        return Response(
+            {"status": "unavailable"},
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return Response({"status": "ready"}, status_code=HTTP_200_OK)
+
+
+def validation_error(_: Request[object, object, State], error: ValidationException) -> Response[dict[str, object]]:
+    """400 whose ``detail`` names the offending fields (Litestar lists them in ``extra``)."""
+    problems = [p for p in error.extra if isinstance(p, dict)] if isinstance(error.extra, list) else []
+    named = [f"{p['key']}: {p.get('message')}" for p in problems if p.get("key")]
+    body: dict[str, object] = {"status_code": 400, "detail": "invalid " + "; ".join(named) if named else error.detail}
+    if error.extra:
+        body["extra"] = error.extra
+    return Response(body, status_code=400, media_type=MediaType.JSON)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    settings.validate()
+    engine = get_engine()
+
+    @asynccontextmanager
+    async def database(_: Litestar) -> AsyncIterator[None]:
+        await engine.start_connection_pool(
+            dsn=settings.runtime_database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            server_settings={
+                "application_name": "chat-sessions-api",
+                "statement_timeout": str(settings.statement_timeout_ms),
+            },
+        )
+        try:
+            async with engine.pool.acquire() as connection:
+                await check_runtime_role(connection)
+            engine.require_transaction = True
+            yield
+        finally:
+            engine.require_transaction = False
+            await engine.close_connection_pool()
+
+    api = Router(
+        path="/api/{tenant_id:uuid}",
+        route_handlers=[SessionController, MeController],
+        guards=[tenant_guard],
+        dependencies={"user": Provide(provide_user, sync_to_thread=False)},
+        middleware=[DefineMiddleware(TransactionMiddleware, acquire_timeout=settings.pool_timeout)],
+        security=[{"BearerToken": []}],
+    )
+    return Litestar(
+        route_handlers=[api, health, ready],
+        lifespan=[database],
+        state=State({"settings": settings}),
+        exception_handlers={ValidationException: validation_error},
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        openapi_config=OpenAPIConfig(
+            title="Chat Sessions API",
+            version="1.0.0",
+            description="Multi-tenant chat sessions; tenant isolation enforced by PostgreSQL row-level security.",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        debug=False,
+    )

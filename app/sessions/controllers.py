@@ -1,0 +1,51 @@
+"""HTTP routes of the sessions domain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, get
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import Parameter
+
+from app.sessions import queries
+from app.sessions.schemas import Order, SessionListResponse, SortBy
+from app.users.schemas import UserInfo
+
+
+class SessionController(Controller):
+    """``/api/{tenant_id}/sessions``: the chat sessions of the signed-in user (or, for an admin, the tenant)."""
+
+    path = "/sessions"
+    tags = ["sessions"]
+
+    @get(
+        "/",
+        summary="List sessions",
+        description=(
+            "A page of sessions, newest first by default. A supporter sees their own sessions and may "
+            "name only themselves as `user_id` (another id: 403). An admin sees the whole tenant, or one "
+            "user's sessions with `user_id` (a user outside the tenant simply has none)."
+        ),
+        raises=[PermissionDeniedException],
+    )
+    async def list_sessions(
+        self,
+        tenant_id: UUID,
+        user: UserInfo,
+        user_id: Annotated[UUID | None, Parameter(description="Only this user's sessions")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100")] = 10,
+        offset: Annotated[int, Parameter(ge=0, description="Rows to skip, ≥ 0")] = 0,
+        sort_by: Annotated[SortBy, Parameter(description="Sort key")] = "updated_at",
+        order: Annotated[Order, Parameter(description="Sort direction")] = "desc",
+    ) -> SessionListResponse:
+        if user.is_admin:
+            owner = user_id
+        elif user_id is None or user_id == user.user_id:
+            owner = user.user_id
+        else:
+            raise PermissionDeniedException(detail="a supporter may only list their own sessions")
+        return await queries.list_sessions(
+            tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order
+        )

@@ -1,0 +1,66 @@
+"""Piccolo tables of the chat sessions schema.
+
+The columns live here; what Piccolo cannot express (composite tenant-consistent
+foreign keys, CHECK constraints, composite indexes, triggers) is added by the raw
+SQL migration ``piccolo_migrations/chat_2025_11_25_0002_constraints.py``, and the
+row-level security by ``rls_policies/*.sql``.
+"""
+
+from piccolo.columns import UUID, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.columns.defaults.uuid import UUID4
+from piccolo.table import Table
+
+
+class Tenant(Table, tablename="tenants"):
+    """A customer company; every other row belongs to exactly one."""
+
+    tenant_id = UUID(primary_key=True, default=UUID4())
+    name = Varchar(length=100, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class User(Table, tablename="users"):
+    """A person of a tenant; ``role`` is 'admin' or 'supporter'."""
+
+    user_id = UUID(primary_key=True, default=UUID4())
+    tenant_id = UUID(null=False)
+    email = Varchar(length=320)
+    display_name = Varchar(length=200)
+    role = Varchar(length=20, default="supporter")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class AgentConfig(Table, tablename="agent_configs"):
+    """An AI agent a session can be held with."""
+
+    agent_id = UUID(primary_key=True, default=UUID4())
+    tenant_id = UUID(null=False)
+    name = Varchar(length=100)
+    description = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Session(Table, tablename="sessions"):
+    """A chat session. ``message_count`` and ``last_message_at`` are kept by a trigger."""
+
+    session_id = UUID(primary_key=True, default=UUID4())
+    tenant_id = UUID(null=False)
+    user_id = UUID(null=False)
+    agent_id = UUID(null=True, default=None)
+    title = Varchar(length=255, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    message_count = Integer(default=0)
+    last_message_at = Timestamptz(null=True, default=None)
+
+
+class Message(Table, tablename="messages"):
+    """One message of a session."""
+
+    message_id = UUID(primary_key=True, default=UUID4())
+    session_id = UUID(null=False)
+    tenant_id = UUID(null=False)
+    role = Varchar(length=20)
+    content = Text()
+    created_at = Timestamptz(default=TimestamptzNow())
