@@ -82,7 +82,10 @@ def cmd_token(settings: Settings, email: str, ttl: int) -> int:
         assert settings.database_url
         connection = await asyncpg.connect(settings.database_url)
         try:
-            return await connection.fetch("SELECT user_id, tenant_id FROM users WHERE email = $1", email)
+            rows: list[asyncpg.Record] = await connection.fetch(
+                "SELECT user_id, tenant_id FROM users WHERE email = $1", email
+            )
+            return rows
         finally:
             await connection.close()
 

@@ -43,7 +43,7 @@ def health() -> dict[str, str]:
 async def ready() -> Response[dict[str, str]]:
     """200 when a pooled connection answers ``SELECT 1``, else 503."""
     try:
-        async with get_engine().pool.acquire(timeout=1.0) as connection:
+        async with get_engine().connections.acquire(timeout=1.0) as connection:
             await connection.fetchval("SELECT 1", timeout=1.0)
     except Exception as error:  # noqa: BLE001 - any failure means "not ready"
         log.warning("not ready: %r", error)
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             },
         )
         try:
-            async with engine.pool.acquire() as connection:
+            async with engine.connections.acquire() as connection:
                 await check_runtime_role(connection)
             engine.require_transaction = True
             yield
@@ -110,9 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             description="Multi-tenant chat sessions; tenant isolation enforced by PostgreSQL row-level security.",
             components=Components(
-                security_schemes={
-                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
-                }
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
         ),
         debug=False,

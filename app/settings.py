@@ -136,4 +136,3 @@ class Settings:
                 raise ConfigurationError("JWT_SECRET is a well-known default; generate a random one")
         elif self.jwt_secret and len(self.jwt_secret.encode()) < 32:
             raise ConfigurationError("JWT_SECRET must be at least 32 bytes")
-

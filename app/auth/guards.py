@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
@@ -21,14 +23,14 @@ def _unauthorized(detail: str) -> NotAuthorizedException:
     return NotAuthorizedException(detail=detail, headers=BEARER_CHALLENGE)
 
 
-async def tenant_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Verify the bearer JWT, open the request transaction with its tenant context, load the user.
 
     401 for a missing or bad token and for a user that does not exist in the token's
     tenant; then 403 when the path's tenant is not the token's. The user (with the role
     read from the database) is left in ``connection.state.user``.
     """
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    scheme, _space, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("missing bearer token")
     settings: Settings = connection.app.state.settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.querystring import QueryString
 
@@ -29,6 +30,13 @@ class TenantEngine(PostgresEngine):
     async def run_ddl(self, ddl: str, in_pool: bool = True) -> Any:
         self._check_transaction()
         return await super().run_ddl(ddl, in_pool=in_pool)
+
+    @property
+    def connections(self) -> asyncpg.Pool:
+        """The running connection pool (raises when it was not started)."""
+        if self.pool is None:
+            raise RuntimeError("the connection pool is not running")
+        return self.pool
 
     def _check_transaction(self) -> None:
         if self.require_transaction and self.current_transaction.get() is None:

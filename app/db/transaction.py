@@ -16,7 +16,7 @@ handler and in any dependency task spawned from them.
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -48,8 +48,10 @@ class _PooledTransaction(PostgresTransaction):
     COMMIT fails; these two methods release it in every case.
     """
 
+    engine: TenantEngine
+
     async def open(self, acquire_timeout: float) -> None:
-        pool = self.engine.pool
+        pool = self.engine.connections
         self.connection = await pool.acquire(timeout=acquire_timeout)
         try:
             self.transaction = self.connection.transaction()
@@ -65,7 +67,7 @@ class _PooledTransaction(PostgresTransaction):
         finally:
             try:
                 # Resets the connection (ROLLBACK if still needed) or terminates a broken one.
-                await self.engine.pool.release(self.connection)
+                await self.engine.connections.release(self.connection)
             finally:
                 self.engine.current_transaction.reset(self.context)
 

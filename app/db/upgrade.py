@@ -41,9 +41,7 @@ async def ensure_roles(connection: asyncpg.Connection, login: str, password: str
     can_create = await connection.fetchval(
         "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
     )
-    exists = await connection.fetchval(
-        "SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ($1, $2)", GROUP_ROLE, login
-    )
+    exists = await connection.fetchval("SELECT count(*) = 2 FROM pg_roles WHERE rolname IN ($1, $2)", GROUP_ROLE, login)
     member = exists and await connection.fetchval("SELECT pg_has_role($1, $2, 'MEMBER')", login, GROUP_ROLE)
     if not can_create:
         if member:

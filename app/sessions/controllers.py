@@ -6,8 +6,9 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from app.sessions import queries
 from app.sessions.schemas import Order, SessionListResponse, SortBy
@@ -32,13 +33,13 @@ class SessionController(Controller):
     )
     async def list_sessions(
         self,
-        tenant_id: UUID,
-        user: UserInfo,
-        user_id: Annotated[UUID | None, Parameter(description="Only this user's sessions")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1–100")] = 10,
-        offset: Annotated[int, Parameter(ge=0, description="Rows to skip, ≥ 0")] = 0,
-        sort_by: Annotated[SortBy, Parameter(description="Sort key")] = "updated_at",
-        order: Annotated[Order, Parameter(description="Sort direction")] = "desc",
+        tenant_id: FromPath[UUID],
+        user: NamedDependency[UserInfo],
+        user_id: Annotated[UUID | None, QueryParameter(description="Only this user's sessions")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1–100")] = 10,
+        offset: Annotated[int, QueryParameter(ge=0, description="Rows to skip, ≥ 0")] = 0,
+        sort_by: Annotated[SortBy, QueryParameter(description="Sort key")] = "updated_at",
+        order: Annotated[Order, QueryParameter(description="Sort direction")] = "desc",
     ) -> SessionListResponse:
         if user.is_admin:
             owner = user_id
@@ -46,6 +47,4 @@ class SessionController(Controller):
             owner = user.user_id
         else:
             raise PermissionDeniedException(detail="a supporter may only list their own sessions")
-        return await queries.list_sessions(
-            tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order
-        )
+        return await queries.list_sessions(tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order)

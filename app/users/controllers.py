@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 
 from app.users.schemas import UserInfo
 
@@ -14,5 +15,5 @@ class MeController(Controller):
     tags = ["users"]
 
     @get("/", summary="The signed-in user", description="The token's user, with the role from the database.")
-    async def me(self, user: UserInfo) -> UserInfo:
+    async def me(self, user: NamedDependency[UserInfo]) -> UserInfo:
         return user

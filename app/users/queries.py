@@ -12,7 +12,7 @@ from app.users.schemas import UserInfo
 
 async def get_user(user_id: UUID) -> UserInfo | None:
     """The user ``user_id`` if visible in the current tenant context, else None."""
-    rows = await User.select(
-        User.user_id, User.tenant_id, User.email, User.display_name, User.role
-    ).where(User.user_id == user_id)
+    rows = await User.select(User.user_id, User.tenant_id, User.email, User.display_name, User.role).where(
+        User.user_id == user_id
+    )
     return msgspec.convert(rows[0], UserInfo) if rows else None

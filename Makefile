@@ -1,0 +1,43 @@
+# Chat Sessions API — `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Modules held at 100% coverage: the queries, auth and database context.
+FULL_COVERAGE := app/sessions/queries.py,app/users/queries.py,app/auth/*.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py
+
+.PHONY: help install run test lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)  ## create .venv and install the app with its dev tools
+
+run: $(STAMP)  ## embedded PostgreSQL (unless DATABASE_URL), migrate, seed, serve on http://127.0.0.1:8000
+	$(BIN)/python -m app db upgrade
+	$(BIN)/python -m app db seed
+	@echo "demo token (anna@etms.example, supporter of eTMS):"
+	@$(BIN)/python -m app token anna@etms.example
+	$(BIN)/python -m app serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP)  ## the whole suite on a throwaway PostgreSQL (TEST_DATABASE_URL to use a server), with coverage
+	$(BIN)/python -m pytest --cov=app --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --include='$(FULL_COVERAGE)' --fail-under=100
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict on app/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:  ## remove .venv, .data (embedded PostgreSQL) and caches
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
