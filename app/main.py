@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, MediaType, Request, Response, Router, get
@@ -15,6 +15,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ControllerRouterHandler
 
 from app.auth.guards import provide_user, tenant_guard
 from app.db.engine import get_engine
@@ -65,8 +66,14 @@ def validation_error(_: Request[object, object, State], error: ValidationExcepti
     return Response(body, status_code=400, media_type=MediaType.JSON)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the application for ``settings`` (default: from the environment)."""
+def create_app(
+    settings: Settings | None = None, extra_api_handlers: Sequence[ControllerRouterHandler] = ()
+) -> Litestar:
+    """Build the application for ``settings`` (default: from the environment).
+
+    ``extra_api_handlers`` are mounted under ``/api/{tenant_id}`` with the same guard,
+    transaction and dependencies as the API's own routes (tests use it).
+    """
     settings = settings or Settings.from_env()
     settings.validate()
     engine = get_engine()
@@ -93,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/api/{tenant_id:uuid}",
-        route_handlers=[SessionController, MeController],
+        route_handlers=[SessionController, MeController, *extra_api_handlers],
         guards=[tenant_guard],
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
         middleware=[DefineMiddleware(TransactionMiddleware, acquire_timeout=settings.pool_timeout)],

@@ -112,9 +112,9 @@ async def owner(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
 
 
 @asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+async def serve(settings: Settings, handlers: tuple[Any, ...] = ()) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """The real app for ``settings`` (lifespan included), with an HTTP client on it."""
-    async with AsyncTestClient(app=create_app(settings), raise_server_exceptions=False) as client:
+    async with AsyncTestClient(app=create_app(settings, handlers), raise_server_exceptions=False) as client:
         yield client
 
 
@@ -127,10 +127,13 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]
 
 @pytest.fixture
 def app_with(settings: Settings) -> Callable[..., AbstractAsyncContextManager[AsyncTestClient[Litestar]]]:
-    """``async with app_with(pool_max_size=2) as http:`` — the app with some settings changed."""
+    """``async with app_with(pool_max_size=2) as http:`` — the app with some settings changed.
 
-    def start(**changes: Any) -> AbstractAsyncContextManager[AsyncTestClient[Litestar]]:
-        return serve(replace(settings, **changes))
+    ``handlers=(...)`` mounts extra test routes under ``/api/{tenant_id}`` (guard and transaction included).
+    """
+
+    def start(handlers: tuple[Any, ...] = (), **changes: Any) -> AbstractAsyncContextManager[AsyncTestClient[Litestar]]:
+        return serve(replace(settings, **changes), handlers)
 
     return start
 

@@ -25,7 +25,12 @@ class TenantEngine(PostgresEngine):
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
         self._check_transaction()
-        return await super().run_querystring(querystring, in_pool=in_pool)
+        lock = getattr(self.current_transaction.get(), "lock", None)
+        if lock is None:
+            return await super().run_querystring(querystring, in_pool=in_pool)
+        # Dependencies resolved concurrently share the request's one connection: take turns.
+        async with lock:
+            return await super().run_querystring(querystring, in_pool=in_pool)
 
     async def run_ddl(self, ddl: str, in_pool: bool = True) -> Any:
         self._check_transaction()

@@ -15,6 +15,7 @@ handler and in any dependency task spawned from them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import cast
 from uuid import UUID
@@ -49,8 +50,10 @@ class _PooledTransaction(PostgresTransaction):
     """
 
     engine: TenantEngine
+    __slots__ = ("lock",)
 
     async def open(self, acquire_timeout: float) -> None:
+        self.lock = asyncio.Lock()
         pool = self.engine.connections
         self.connection = await pool.acquire(timeout=acquire_timeout)
         try:
