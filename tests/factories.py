@@ -26,6 +26,8 @@ def make_token(secret: str, user_id: uuid.UUID, tenant_id: uuid.UUID, ttl: int =
 class TestUser:
     """A user of a test tenant, with a valid token."""
 
+    __test__ = False
+
     user_id: uuid.UUID
     tenant_id: uuid.UUID
     email: str
@@ -41,6 +43,8 @@ class TestUser:
 @dataclass
 class TestTenant:
     """A test tenant: an admin, two supporters, four agents and some sessions."""
+
+    __test__ = False
 
     tenant_id: uuid.UUID
     name: str
