@@ -119,7 +119,8 @@ async def test_ties_are_broken_by_session_id_so_pages_never_repeat_or_skip(clien
                 await client.get(path, headers=user.headers, params={"limit": 7, "offset": offset, "order": order})
             ).json()
             seen += ids(page)
-        assert len(seen) == 23 and set(seen) == created
+        assert len(seen) == 23
+        assert set(seen) == created
         assert seen == sorted(created, key=str, reverse=order == "desc")
 
 
@@ -224,7 +225,8 @@ async def test_255_character_titles_come_back_whole(client, owner, settings, tit
     user = await fresh_user(owner, settings)
     await create_session(owner, user, title=title)
     session = (await client.get(f"/api/{user.tenant_id}/sessions", headers=user.headers)).json()["sessions"][0]
-    assert session["title"] == title and len(session["title"]) == 255
+    assert session["title"] == title
+    assert len(session["title"]) == 255
 
 
 async def test_message_count_is_exact_at_read_time(client, owner, settings) -> None:
@@ -265,7 +267,8 @@ async def test_malformed_parameters_are_400_naming_the_field(
     body = response.json()
     assert body["status_code"] == 400
     assert field in body["detail"]
-    assert "Traceback" not in response.text and "SELECT" not in response.text
+    assert "Traceback" not in response.text
+    assert "SELECT" not in response.text
 
 
 # -- /me -------------------------------------------------------------------------------------
