@@ -1,0 +1,131 @@
+"""The request's transaction: context visible everywhere in the request, always closed, never leaked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import uuid
+from typing import Any
+
+import asyncpg
+from litestar import Controller, get, post
+from litestar.di import NamedDependency, Provide
+
+from app.tables import Session
+from app.users.schemas import UserInfo
+from tests.factories import World
+
+
+async def _context() -> dict[str, str]:
+    rows = await Session.raw(
+        "SELECT current_setting('app.tenant_id', true) AS tenant, current_setting('app.user_id', true) AS user_id"
+    )
+    return {"tenant": rows[0]["tenant"], "user": rows[0]["user_id"]}
+
+
+async def _context_again() -> dict[str, str]:
+    return await _context()
+
+
+async def _visible_sessions() -> int:
+    rows = await Session.raw("SELECT count(*) AS n FROM sessions")
+    return int(rows[0]["n"])
+
+
+class ProbeController(Controller):
+    """Test-only routes mounted under /api/{tenant_id} with the real guard and transaction."""
+
+    path = "/probe"
+    dependencies = {
+        "first": Provide(_context),
+        "second": Provide(_context_again),
+        "third": Provide(_visible_sessions),
+    }
+
+    @get("/deps")
+    async def deps(
+        self,
+        first: NamedDependency[dict[str, str]],
+        second: NamedDependency[dict[str, str]],
+        third: NamedDependency[int],
+    ) -> dict[str, Any]:
+        return {"first": first, "second": second, "sessions": third, "handler": await _context()}
+
+    @post("/fail")
+    async def fail(self, user: NamedDependency[UserInfo]) -> None:
+        await Session.insert(Session(tenant_id=user.tenant_id, user_id=user.user_id, title="must roll back"))
+        raise RuntimeError("handler failed after writing")
+
+    @get("/outside")
+    async def outside(self) -> int:
+        # A query in another task context (as .run_sync() or a detached task would be) has no transaction.
+        return await asyncio.get_running_loop().create_task(_visible_sessions(), context=contextvars.Context())
+
+
+async def test_several_dependencies_and_the_handler_all_see_the_context(app_with, world: World) -> None:
+    async with app_with(handlers=(ProbeController,)) as http:
+        response = await http.get(world.a.path("probe/deps"), headers=world.a.alice.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = {"tenant": str(world.a.tenant_id), "user": str(world.a.alice.user_id)}
+    assert body["first"] == body["second"] == body["handler"] == expected
+    assert body["sessions"] == 3  # alice's sessions, through RLS
+
+
+async def test_a_raising_handler_rolls_back_and_a_pool_of_two_survives_100_failures(
+    app_with, world: World, owner: asyncpg.Pool
+) -> None:
+    async with app_with(handlers=(ProbeController,), pool_max_size=2, pool_timeout=2.0) as http:
+        for _ in range(100):
+            response = await http.post(world.a.path("probe/fail"), headers=world.a.alice.headers)
+            assert response.status_code == 500
+            assert "handler failed" not in response.text  # no internals in the body
+        assert await owner.fetchval("SELECT count(*) FROM sessions WHERE title = 'must roll back'") == 0
+        after = await http.get(world.a.path(), headers=world.a.alice.headers)
+        assert after.status_code == 200
+        assert after.json()["total"] == 3
+
+
+async def test_a_query_outside_the_request_transaction_fails_loudly(app_with, world: World) -> None:
+    async with app_with(handlers=(ProbeController,)) as http:
+        response = await http.get(world.a.path("probe/outside"), headers=world.a.alice.headers)
+    assert response.status_code == 500
+    assert response.json() == {"status_code": 500, "detail": "Internal Server Error"}
+
+
+async def test_the_context_is_gone_when_the_connection_is_reused(app_with, world: World) -> None:
+    # Pool of one: every request reuses the same connection. A later request of another
+    # tenant sees its own context only, never the previous request's.
+    async with app_with(handlers=(ProbeController,), pool_max_size=1, pool_min_size=1) as http:
+        for tenant, user in ((world.a, world.a.alice), (world.b, world.b.bob), (world.a, world.a.admin)):
+            body = (await http.get(tenant.path("probe/deps"), headers=user.headers)).json()
+            assert body["handler"] == {"tenant": str(tenant.tenant_id), "user": str(user.user_id)}
+
+
+async def test_interleaved_requests_of_two_tenants_through_a_pool_of_two_see_no_foreign_row(
+    app_with, world: World
+) -> None:
+    callers = [
+        (world.a, world.a.alice),
+        (world.a, world.a.admin),
+        (world.b, world.b.bob),
+        (world.b, world.b.admin),
+    ]
+    own = {
+        (tenant.tenant_id, user.user_id): (
+            tenant.all_session_ids if user.role == "admin" else set(tenant.sessions[user.user_id])
+        )
+        for tenant, user in callers
+    }
+    async with app_with(pool_max_size=2, pool_timeout=30.0) as http:
+
+        async def call(index: int) -> tuple[Any, Any, set[uuid.UUID]]:
+            tenant, user = callers[index % len(callers)]
+            response = await http.get(tenant.path(), headers=user.headers, params={"limit": 100})
+            assert response.status_code == 200, response.text
+            return tenant, user, {uuid.UUID(s["session_id"]) for s in response.json()["sessions"]}
+
+        for _ in range(4):  # 4 rounds × 64 concurrent requests
+            results = await asyncio.gather(*(call(i) for i in range(64)))
+            for tenant, user, seen in results:
+                assert seen == own[(tenant.tenant_id, user.user_id)]
