@@ -14,7 +14,7 @@ import jwt
 AGENT_NAMES = ("SupervisorAgent", "GuidelineAgent", "DebtAgent", "ShipmentAgent")
 
 
-def make_token(secret: str, user_id: uuid.UUID, tenant_id: uuid.UUID, ttl: int = 600, **claims: Any) -> str:
+def make_token(secret: str, user_id: uuid.UUID, tenant_id: uuid.UUID, /, ttl: int = 600, **claims: Any) -> str:
     """An HS256 token for ``user_id`` in ``tenant_id`` (extra claims override the defaults)."""
     now = int(time.time())
     payload: dict[str, Any] = {"sub": str(user_id), "tenant_id": str(tenant_id), "iat": now, "exp": now + ttl}
