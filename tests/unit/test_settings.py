@@ -1,0 +1,85 @@
+"""Settings from the environment and the refusal of unsafe configurations (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import DEVELOPMENT_JWT_SECRET, ConfigurationError, Settings, runtime_dsn_from
+
+STRONG = "k" * 40
+
+
+def test_defaults_in_development() -> None:
+    settings = Settings.from_env({})
+    assert settings.app_env == "development"
+    assert settings.database_url is None
+    assert settings.jwt_algorithm == "HS256"
+    assert settings.signing_key == DEVELOPMENT_JWT_SECRET
+    assert settings.cors_origins == ()
+    settings.validate()
+
+
+def test_environment_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://owner:pw@db:5433/chat",
+            "APP_DB_PASSWORD": "p@ss/word",
+            "JWT_SECRET": STRONG,
+            "JWT_ISSUER": "https://idp",
+            "JWT_AUDIENCE": "chat",
+            "CORS_ORIGINS": "https://a.example, https://b.example,,",
+            "APP_ENV": "Production",
+            "DB_POOL_MAX_SIZE": "3",
+            "DB_POOL_TIMEOUT": "0.5",
+            "DB_STATEMENT_TIMEOUT_MS": "100",
+        }
+    )
+    assert settings.is_production
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.pool_max_size == 3
+    assert settings.pool_timeout == 0.5
+    assert settings.statement_timeout_ms == 100
+    assert settings.runtime_database_url == "postgresql://chat_app:p%40ss%2Fword@db:5433/chat"
+    settings.validate()
+
+
+def test_app_database_url_wins() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://o@h/d", "APP_DATABASE_URL": "postgresql://r@h/d"})
+    assert settings.runtime_database_url == "postgresql://r@h/d"
+
+
+def test_runtime_dsn_needs_a_database_url() -> None:
+    with pytest.raises(ConfigurationError):
+        _ = Settings.from_env({}).runtime_database_url
+
+
+def test_runtime_dsn_keeps_ipv6_hosts_and_query() -> None:
+    assert runtime_dsn_from("postgresql://o@[::1]:5432/chat?sslmode=require", "pw") == (
+        "postgresql://chat_app:pw@[::1]:5432/chat?sslmode=require"
+    )
+    assert runtime_dsn_from("postgresql://o@localhost/chat", "pw") == "postgresql://chat_app:pw@localhost/chat"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"APP_ENV": "production"}, "JWT_SECRET is required"),
+        ({"APP_ENV": "production", "JWT_SECRET": "short"}, "at least 32 bytes"),
+        ({"APP_ENV": "production", "JWT_SECRET": DEVELOPMENT_JWT_SECRET}, "well-known"),
+        ({"JWT_SECRET": "short"}, "at least 32 bytes"),
+        ({"APP_ENV": "staging"}, "APP_ENV"),
+        ({"JWT_ALGORITHM": "HS512"}, "JWT_ALGORITHM"),
+        ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM"),
+        ({"JWT_ALGORITHM": "RS256"}, "JWT_PUBLIC_KEY"),
+    ],
+)
+def test_unsafe_configurations_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env(environ).validate()
+
+
+def test_asymmetric_algorithms_verify_with_the_public_key() -> None:
+    settings = Settings.from_env({"JWT_ALGORITHM": "es256", "JWT_PUBLIC_KEY": "PEM", "APP_ENV": "production"})
+    settings.validate()
+    assert settings.jwt_algorithm == "ES256"
+    assert settings.verification_key == "PEM"
