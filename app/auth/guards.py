@@ -11,11 +11,13 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 
 from app.auth.tokens import InvalidTokenError, decode_token
-from app.db.transaction import get_request_transaction
+from app.db.transaction import DatabaseUnavailableError, get_request_transaction
 from app.settings import Settings
 from app.users.queries import get_user
 from app.users.schemas import UserInfo
 
+# What every guarded route may answer besides its own codes (for the OpenAPI document).
+GUARD_ERRORS = [NotAuthorizedException, PermissionDeniedException, DatabaseUnavailableError]
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="chat-sessions"'}
 
 

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, QueryParameter
 
+from app.auth.guards import GUARD_ERRORS
 from app.sessions import queries
 from app.sessions.schemas import Order, SessionListResponse, SortBy
 from app.users.schemas import UserInfo
@@ -29,7 +30,7 @@ class SessionController(Controller):
             "name only themselves as `user_id` (another id: 403). An admin sees the whole tenant, or one "
             "user's sessions with `user_id` (a user outside the tenant simply has none)."
         ),
-        raises=[PermissionDeniedException],
+        raises=GUARD_ERRORS,
     )
     async def list_sessions(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
+from app.auth.guards import GUARD_ERRORS
 from app.users.schemas import UserInfo
 
 
@@ -14,6 +15,11 @@ class MeController(Controller):
     path = "/me"
     tags = ["users"]
 
-    @get("/", summary="The signed-in user", description="The token's user, with the role from the database.")
+    @get(
+        "/",
+        summary="The signed-in user",
+        description="The token's user, with the role from the database.",
+        raises=GUARD_ERRORS,
+    )
     async def me(self, user: NamedDependency[UserInfo]) -> UserInfo:
         return user

@@ -1,0 +1,212 @@
+"""Operator contract: CLI commands, start-up refusals, health, readiness, OpenAPI, embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.auth.tokens import decode_token
+from app.cli import main
+from app.db.embedded import EmbeddedPostgres
+from app.db.selfcheck import UnsafeRoleError
+from app.main import create_app
+from app.seed import demo_email, demo_id
+from app.settings import Settings
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_db_upgrade_is_idempotent_and_seed_inserts_once(database, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
+    monkeypatch.setenv("APP_DATABASE_URL", database.runtime_dsn)
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "seed"]) == 0
+    first = capsys.readouterr().out
+    assert main(["db", "seed"]) == 0
+    second = capsys.readouterr().out
+    assert "3 tenants" in first or "0 tenants" in first  # first run of this database, or an earlier test seeded
+    assert "seeded: 0 tenants, 0 users, 0 agent_configs, 0 sessions, 0 messages" in second
+
+
+async def test_seeded_demo_data_matches_the_contract(database, owner) -> None:
+    await asyncio.to_thread(_run_main, database, ["db", "seed"])
+    tenants = {
+        r["name"] for r in await owner.fetch("SELECT name FROM tenants WHERE name = ANY($1)", ["eTMS", "eFMS", "Vela"])
+    }
+    assert tenants == {"eTMS", "eFMS", "Vela"}
+    for name in tenants:
+        tenant_id = demo_id(name)
+        roles = sorted(r["role"] for r in await owner.fetch("SELECT role FROM users WHERE tenant_id = $1", tenant_id))
+        assert roles == ["admin", "supporter", "supporter"]
+        agents = {
+            r["name"] for r in await owner.fetch("SELECT name FROM agent_configs WHERE tenant_id = $1", tenant_id)
+        }
+        assert agents == {"SupervisorAgent", "GuidelineAgent", "DebtAgent", "ShipmentAgent"}
+        per_user = await owner.fetch(
+            "SELECT user_id, count(*) AS n, min(message_count) AS m FROM sessions WHERE tenant_id = $1 GROUP BY 1",
+            tenant_id,
+        )
+        assert len(per_user) == 3
+        assert all(r["n"] >= 3 and r["m"] >= 2 for r in per_user)
+
+
+def _run_main(database, argv: list[str]) -> int:
+    os.environ["DATABASE_URL"] = database.owner_dsn
+    os.environ["APP_DATABASE_URL"] = database.runtime_dsn
+    try:
+        return main(argv)
+    finally:
+        del os.environ["DATABASE_URL"], os.environ["APP_DATABASE_URL"]
+
+
+def test_token_command_prints_a_token_for_a_seeded_user(database, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
+    assert main(["db", "seed"]) == 0
+    capsys.readouterr()
+    assert main(["token", demo_email("eTMS", "anna"), "--ttl", "120"]) == 0
+    token = capsys.readouterr().out.strip()
+    claims = decode_token(token, Settings())
+    assert claims.user_id == demo_id("eTMS", "anna")
+    assert claims.tenant_id == demo_id("eTMS")
+    assert main(["token", "nobody@nowhere.example"]) == 1
+    assert "no such user" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_weak_secret_in_production(database, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET", "changeme")
+    assert main(["serve"]) == 2
+    assert "refusing to start" in capsys.readouterr().err
+
+
+async def assert_refuses_to_start(settings: Settings, dsn: str, reason: str) -> None:
+    with pytest.raises(BaseExceptionGroup) as refused:
+        async with AsyncTestClient(app=create_app(replace(settings, app_database_url=dsn))):
+            pass
+    assert refused.group_contains(UnsafeRoleError, match=reason, depth=None)
+
+
+async def test_the_app_refuses_to_start_as_a_superuser(settings) -> None:
+    await assert_refuses_to_start(settings, settings.database_url, "superuser")
+
+
+async def test_the_app_refuses_a_bypassrls_role_and_a_table_owner(settings, owner) -> None:
+    role = f"chat_unsafe_{uuid.uuid4().hex[:8]}"
+    await owner.execute(f"CREATE ROLE {role} LOGIN BYPASSRLS")
+    await owner.execute(f"GRANT chat_runtime TO {role}")
+    dsn = settings.database_url.replace("postgres@", f"{role}@", 1)
+    try:
+        await assert_refuses_to_start(settings, dsn, "BYPASSRLS")
+        await owner.execute(f"ALTER ROLE {role} NOBYPASSRLS")
+        await owner.execute(f"CREATE TABLE {role}_notes (tenant_id uuid)")
+        await owner.execute(f"ALTER TABLE {role}_notes OWNER TO {role}")
+        await assert_refuses_to_start(settings, dsn, f"owns tenant tables {role}_notes")
+    finally:
+        await owner.execute(f"DROP TABLE IF EXISTS {role}_notes")
+        await owner.execute(f"DROP ROLE {role}")
+
+
+async def test_health_ready_and_openapi(client) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    assert (await client.get("/ready")).json() == {"status": "ready"}
+    schema = (await client.get("/schema/openapi.json")).json()
+    paths = schema["paths"]
+    for path in ("/api/{tenant_id}/sessions", "/api/{tenant_id}/me", "/health", "/ready"):
+        assert path in paths, path
+    listing = paths["/api/{tenant_id}/sessions"]["get"]
+    assert {"200", "400", "401", "403"} <= set(listing["responses"])
+    assert {p["name"] for p in listing["parameters"]} >= {"tenant_id", "user_id", "limit", "offset", "sort_by", "order"}
+    assert "BearerToken" in schema["components"]["securitySchemes"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_python_m_app_serve_starts_a_real_server_and_stops_on_sigterm(database) -> None:
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.runtime_dsn}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/api/{uuid.uuid4()}/sessions").status_code == 401
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=20) == 0
+
+
+def test_python_m_app_serve_exits_with_a_clear_message_for_a_superuser_role(database) -> None:
+    env = {**os.environ, "DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.owner_dsn}
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "serve", "--port", str(_free_port())],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "refusing to start" in result.stdout + result.stderr
+    assert "superuser" in result.stdout + result.stderr
+
+
+def test_embedded_server_left_by_a_killed_process_is_stopped_and_restarted(tmp_path: Path) -> None:
+    pgdata = tmp_path / "pgdata"
+    script = (
+        "import sys, time; from pathlib import Path; from app.db.embedded import EmbeddedPostgres; "
+        f"print(EmbeddedPostgres(Path({str(pgdata)!r})).start(), flush=True); time.sleep(600)"
+    )
+    orphan_owner = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+    stale_dsn = orphan_owner.stdout.readline().strip() if orphan_owner.stdout else ""
+    orphan_owner.kill()
+    orphan_owner.wait()
+    server = EmbeddedPostgres(pgdata)
+    assert server.running()  # the killed process left its server behind
+    dsn = server.start()
+    try:
+        assert dsn != stale_dsn  # stopped and started afresh on a new port, owned by this process
+        assert asyncio.run(_select_one(dsn)) == 1
+    finally:
+        server.stop()
+    assert not server.running()
+
+
+async def _select_one(dsn: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval("SELECT 1"))
+    finally:
+        await connection.close()
