@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from app.db.embedded import EmbeddedPostgres
 from app.db.upgrade import upgrade
@@ -112,27 +111,50 @@ async def owner(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
 
 
 @asynccontextmanager
-async def serve(settings: Settings, handlers: tuple[Any, ...] = ()) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """The real app for ``settings`` (lifespan included), with an HTTP client on it."""
-    async with AsyncTestClient(app=create_app(settings, handlers), raise_server_exceptions=False) as client:
-        yield client
+async def serve(settings: Settings, handlers: tuple[Any, ...] = ()) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app for ``settings`` (lifespan included), with an HTTP client on it.
+
+    The app runs in the test's own event loop (httpx's ASGI transport), so requests sent
+    with ``asyncio.gather`` really are concurrent — unlike Litestar's test client, whose
+    transport handles one request at a time.
+    """
+    app = create_app(settings, handlers)
+    started, stopping = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        # Entered and exited in this one task (anyio's cancel scopes require it).
+        async with app.lifespan():
+            started.set()
+            await stopping.wait()
+
+    running = asyncio.create_task(lifespan())
+    await asyncio.wait([running, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if running.done():
+        running.result()  # start-up failed: raise its error
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        stopping.set()
+        await running
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the real app, connected as the runtime role."""
     async with serve(settings) as http:
         yield http
 
 
 @pytest.fixture
-def app_with(settings: Settings) -> Callable[..., AbstractAsyncContextManager[AsyncTestClient[Litestar]]]:
+def app_with(settings: Settings) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
     """``async with app_with(pool_max_size=2) as http:`` — the app with some settings changed.
 
     ``handlers=(...)`` mounts extra test routes under ``/api/{tenant_id}`` (guard and transaction included).
     """
 
-    def start(handlers: tuple[Any, ...] = (), **changes: Any) -> AbstractAsyncContextManager[AsyncTestClient[Litestar]]:
+    def start(handlers: tuple[Any, ...] = (), **changes: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
         return serve(replace(settings, **changes), handlers)
 
     return start

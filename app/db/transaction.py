@@ -59,7 +59,7 @@ class _PooledTransaction(PostgresTransaction):
         try:
             self.transaction = self.connection.transaction()
             await self.transaction.start()
-        except BaseException:
+        except BaseException:  # pragma: no cover - a connection dying between acquire and BEGIN can't be forced
             await pool.release(self.connection)
             raise
         self.context = self.engine.current_transaction.set(self)
@@ -88,17 +88,8 @@ class RequestTransaction:
         """True between ``begin()`` and the end of the request."""
         return self._transaction is not None
 
-    @property
-    def connection(self) -> asyncpg.Connection:
-        """The connection carrying the request's queries."""
-        if self._transaction is None:
-            raise RuntimeError("the request transaction is not open")
-        return cast(asyncpg.Connection, self._transaction.connection)
-
     async def begin(self, tenant_id: UUID, user_id: UUID) -> None:
         """Open the transaction and set ``app.tenant_id`` / ``app.user_id`` in it, transaction-local."""
-        if self._transaction is not None:
-            raise RuntimeError("the request transaction is already open")
         transaction = _PooledTransaction(self.engine, allow_nested=False)
         try:
             await transaction.open(self.acquire_timeout)
@@ -106,7 +97,7 @@ class RequestTransaction:
             log.warning("no database connection for the request: %r", error)
             raise DatabaseUnavailableError from error
         self._transaction = transaction
-        await self.connection.execute(
+        await cast(asyncpg.Connection, transaction.connection).execute(
             "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
             str(tenant_id),
             str(user_id),
@@ -119,8 +110,7 @@ class RequestTransaction:
         or terminated either way).
         """
         transaction, self._transaction = self._transaction, None
-        if transaction is None:
-            return
+        assert transaction is not None, "finish() without begin()"
         if commit:
             await transaction.close(commit=True)
             return

@@ -8,9 +8,11 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 
+from app.db.engine import get_engine
 from app.tables import Session
 from app.users.schemas import UserInfo
 from tests.factories import World
@@ -55,6 +57,25 @@ class ProbeController(Controller):
     async def fail(self, user: NamedDependency[UserInfo]) -> None:
         await Session.insert(Session(tenant_id=user.tenant_id, user_id=user.user_id, title="must roll back"))
         raise RuntimeError("handler failed after writing")
+
+    @get("/hold")
+    async def hold(self) -> int:
+        await Session.raw("SELECT pg_sleep(0.5)")
+        return await _visible_sessions()
+
+    @post("/die", status_code=200)
+    async def die(self) -> None:
+        # The request's connection dies after the handler's last query, so COMMIT fails.
+        pid = (await Session.raw("SELECT pg_backend_pid() AS pid"))[0]["pid"]
+        async with get_engine().connections.acquire() as other:
+            await other.execute("SELECT pg_terminate_backend($1)", pid)
+
+    @post("/die-and-raise")
+    async def die_and_raise(self) -> None:
+        try:
+            await Session.raw("SELECT pg_terminate_backend(pg_backend_pid())")
+        finally:
+            raise RuntimeError("handler failed with a dead connection")
 
     @get("/outside")
     async def outside(self) -> int:
@@ -129,3 +150,59 @@ async def test_interleaved_requests_of_two_tenants_through_a_pool_of_two_see_no_
             results = await asyncio.gather(*(call(i) for i in range(64)))
             for tenant, user, seen in results:
                 assert seen == own[(tenant.tenant_id, user.user_id)]
+
+
+async def test_no_pool_connection_within_the_bounded_wait_is_a_503_with_retry_after(app_with, world: World) -> None:
+    async with app_with(handlers=(ProbeController,), pool_max_size=1, pool_timeout=0.1) as http:
+        holding = asyncio.create_task(http.get(world.a.path("probe/hold"), headers=world.a.alice.headers))
+        await asyncio.sleep(0.2)
+        refused = await http.get(world.a.path(), headers=world.a.bob.headers)
+        assert (await holding).status_code == 200
+        after = await http.get(world.a.path(), headers=world.a.bob.headers)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json() == {"status_code": 503, "detail": "database unavailable, retry shortly"}
+    assert after.status_code == 200
+
+
+async def test_dead_pooled_connections_give_one_503_then_the_pool_recovers(
+    app_with, world: World, owner: asyncpg.Pool
+) -> None:
+    async with app_with(pool_max_size=1, pool_min_size=1) as http:
+        assert (await http.get(world.a.path(), headers=world.a.alice.headers)).status_code == 200
+        # Kill the API's idle pooled connections, as a database restart would.
+        await owner.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE usename = 'chat_app' AND application_name = 'chat-sessions-api'"
+        )
+        statuses = [(await http.get(world.a.path(), headers=world.a.alice.headers)).status_code for _ in range(3)]
+    assert statuses[-1] == 200
+    assert set(statuses) <= {200, 503}
+
+
+async def test_a_failed_commit_is_answered_500_not_the_handlers_success(app_with, world: World) -> None:
+    async with app_with(handlers=(ProbeController,), pool_max_size=2) as http:
+        died = await http.post(world.a.path("probe/die"), headers=world.a.alice.headers)
+        assert died.status_code == 500
+        assert died.json() == {"status_code": 500, "detail": "the change could not be saved"}
+        raised = await http.post(world.a.path("probe/die-and-raise"), headers=world.a.alice.headers)
+        assert raised.status_code == 500
+        # The single pooled connection was replaced: the app still answers.
+        assert (await http.get(world.a.path(), headers=world.a.alice.headers)).status_code == 200
+
+
+def test_the_engine_says_when_its_pool_is_not_running() -> None:
+    from app.db.engine import TenantEngine
+
+    engine = TenantEngine(config={"dsn": "postgresql://nowhere/none"})
+    with pytest.raises(RuntimeError, match="pool is not running"):
+        _ = engine.connections
+
+
+async def test_a_cancelled_request_returns_its_connection(app_with, world: World) -> None:
+    # The client goes away (or the server cancels the task) while the handler holds the transaction.
+    async with app_with(handlers=(ProbeController,), pool_max_size=1, pool_timeout=2.0) as http:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(http.get(world.a.path("probe/hold"), headers=world.a.alice.headers), 0.1)
+        after = await http.get(world.a.path(), headers=world.a.alice.headers)
+    assert after.status_code == 200
