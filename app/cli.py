@@ -42,12 +42,14 @@ def database_settings() -> Iterator[Settings]:
         yield settings
         return
     server = EmbeddedPostgres(EMBEDDED_DATA)
-    dsn = server.start()
+    port = server.start_port()
     try:
-        asyncio.run(create_database(dsn, EMBEDDED_DATABASE))
-        os.environ["DATABASE_URL"] = server.dsn(int(dsn.rsplit(":", 1)[1].split("/")[0]), EMBEDDED_DATABASE)
+        asyncio.run(create_database(server.dsn(port), EMBEDDED_DATABASE))
+        # In the environment too: `serve` hands it to uvicorn's worker processes.
+        os.environ["DATABASE_URL"] = server.dsn(port, EMBEDDED_DATABASE)
         yield Settings.from_env()
     finally:
+        os.environ.pop("DATABASE_URL", None)
         server.stop()
 
 

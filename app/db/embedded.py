@@ -77,14 +77,18 @@ class EmbeddedPostgres:
         return result.returncode == 0
 
     def start(self) -> str:
-        """Start (or join) the server and return an owner DSN to it."""
+        """Start (or join) the server and return a superuser DSN to its ``postgres`` database."""
+        return self.dsn(self.start_port())
+
+    def start_port(self) -> int:
+        """Start (or join) the server and return its TCP port on 127.0.0.1."""
         self.pgdata.mkdir(parents=True, exist_ok=True)
         if self._user:
             self._prepare_as_root()
         owner = self._read_owner()
         if self.running():
             if owner and _pid_alive(owner["pid"]):
-                return self.dsn(owner["port"])
+                return owner["port"]
             # Left behind by a process that was killed: stop it and start afresh.
             self._run("pg_ctl", "-w", "-m", "fast", "stop")
         if not (self.pgdata / "PG_VERSION").exists():
@@ -94,7 +98,7 @@ class EmbeddedPostgres:
         self._run("pg_ctl", "-w", "-t", "60", "-l", str(self.pgdata / "server.log"), "-o", options, "start")
         self.owner_file.write_text(json.dumps({"pid": os.getpid(), "port": port}))
         self.started_here = True
-        return self.dsn(port)
+        return port
 
     def stop(self) -> None:
         """Stop the server if this process started it."""

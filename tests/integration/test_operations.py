@@ -210,3 +210,39 @@ async def _select_one(dsn: str) -> int:
         return int(await connection.fetchval("SELECT 1"))
     finally:
         await connection.close()
+
+
+def test_without_database_url_the_commands_use_an_embedded_postgresql(tmp_path: Path, monkeypatch, capsys) -> None:
+    import app.cli
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("APP_DATABASE_URL", raising=False)
+    monkeypatch.setattr(app.cli, "EMBEDDED_DATA", tmp_path / "postgres")
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "seed"]) == 0
+    assert "3 tenants, 9 users, 12 agent_configs" in capsys.readouterr().out
+    assert main(["token", demo_email("Vela", "admin")]) == 0
+    assert decode_token(capsys.readouterr().out.strip(), Settings()).tenant_id == demo_id("Vela")
+    assert not EmbeddedPostgres(tmp_path / "postgres").running()  # each command stops the server it started
+
+
+async def test_upgrade_prints_the_sql_a_dba_must_run_when_the_migrator_cannot_create_roles(owner, database) -> None:
+    from app.db.upgrade import RoleSetupError, ensure_roles
+
+    migrator = f"chat_migrator_{uuid.uuid4().hex[:8]}"
+    await owner.execute(f"CREATE ROLE {migrator} LOGIN NOCREATEROLE")
+    try:
+        connection = await asyncpg.connect(database.owner_dsn.replace("postgres@", f"{migrator}@", 1))
+        try:
+            # Roles that exist already are fine ...
+            await ensure_roles(connection, "chat_app", None)
+            # ... missing ones are reported with the exact SQL.
+            with pytest.raises(RoleSetupError) as error:
+                await ensure_roles(connection, "chat_app_missing", "s3cret")
+        finally:
+            await connection.close()
+    finally:
+        await owner.execute(f"DROP ROLE {migrator}")
+    assert "CREATE ROLE chat_runtime NOLOGIN;" in str(error.value)
+    assert "CREATE ROLE chat_app_missing LOGIN NOSUPERUSER NOBYPASSRLS" in str(error.value)
+    assert "GRANT chat_runtime TO chat_app_missing;" in str(error.value)
