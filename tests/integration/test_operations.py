@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +30,14 @@ from app.seed import demo_email, demo_id
 from app.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A private directory for an embedded server (not pytest's tmp_path, which concurrent runs prune)."""
+    path = Path(tempfile.mkdtemp(prefix="chat-test-embedded-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_db_upgrade_is_idempotent_and_seed_inserts_once(database, monkeypatch, capsys) -> None:
@@ -183,8 +194,8 @@ def test_python_m_app_serve_exits_with_a_clear_message_for_a_superuser_role(data
     assert "superuser" in result.stdout + result.stderr
 
 
-def test_embedded_server_left_by_a_killed_process_is_stopped_and_restarted(tmp_path: Path) -> None:
-    pgdata = tmp_path / "pgdata"
+def test_embedded_server_left_by_a_killed_process_is_stopped_and_restarted(pg_dir: Path) -> None:
+    pgdata = pg_dir / "pgdata"
     script = (
         "import sys, time; from pathlib import Path; from app.db.embedded import EmbeddedPostgres; "
         f"print(EmbeddedPostgres(Path({str(pgdata)!r})).start(), flush=True); time.sleep(600)"
@@ -212,18 +223,18 @@ async def _select_one(dsn: str) -> int:
         await connection.close()
 
 
-def test_without_database_url_the_commands_use_an_embedded_postgresql(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Path, monkeypatch, capsys) -> None:
     import app.cli
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("APP_DATABASE_URL", raising=False)
-    monkeypatch.setattr(app.cli, "EMBEDDED_DATA", tmp_path / "postgres")
+    monkeypatch.setattr(app.cli, "EMBEDDED_DATA", pg_dir / "postgres")
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "seed"]) == 0
     assert "3 tenants, 9 users, 12 agent_configs" in capsys.readouterr().out
     assert main(["token", demo_email("Vela", "admin")]) == 0
     assert decode_token(capsys.readouterr().out.strip(), Settings()).tenant_id == demo_id("Vela")
-    assert not EmbeddedPostgres(tmp_path / "postgres").running()  # each command stops the server it started
+    assert not EmbeddedPostgres(pg_dir / "postgres").running()  # each command stops the server it started
 
 
 async def test_upgrade_prints_the_sql_a_dba_must_run_when_the_migrator_cannot_create_roles(owner, database) -> None:
