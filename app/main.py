@@ -17,10 +17,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ControllerRouterHandler
 
+from app.agents.controllers import AgentController
 from app.auth.guards import provide_user, tenant_guard
 from app.db.engine import get_engine
 from app.db.selfcheck import check_runtime_role
 from app.db.transaction import RETRY_AFTER_SECONDS, TransactionMiddleware
+from app.messages.controllers import MessageController
 from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController
@@ -100,7 +102,7 @@ def create_app(
 
     api = Router(
         path="/api/{tenant_id:uuid}",
-        route_handlers=[SessionController, MeController, *extra_api_handlers],
+        route_handlers=[SessionController, MessageController, AgentController, MeController, *extra_api_handlers],
         guards=[tenant_guard],
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
         middleware=[DefineMiddleware(TransactionMiddleware, acquire_timeout=settings.pool_timeout)],

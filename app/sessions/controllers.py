@@ -5,15 +5,36 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, get
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.params import FromPath, QueryParameter
 
+from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
 from app.sessions import queries
-from app.sessions.schemas import Order, SessionListResponse, SortBy
+from app.sessions.schemas import Order, SessionCreate, SessionInfo, SessionListResponse, SessionUpdate, SortBy
 from app.users.schemas import UserInfo
+
+# A session id in the path: declared ``str`` in the route so that a malformed id reaches the
+# handler's signature (400 naming ``session_id``) instead of failing route matching (404).
+SESSION_PATH = "/{session_id:str}"
+SessionId = FromPath[UUID]
+SESSION_ERRORS = [*GUARD_ERRORS, NotFoundException, ValidationException]
+
+
+def session_not_found() -> NotFoundException:
+    """The one answer for a session that does not exist or that the caller may not read."""
+    return NotFoundException(detail="session not found")
+
+
+async def require_own_session(tenant_id: UUID, session_id: UUID, user: UserInfo) -> None:
+    """404 unless the caller can read the session; 403 when they can read it but do not own it (an admin)."""
+    owner = await queries.session_owner(tenant_id, session_id)
+    if owner is None:
+        raise session_not_found()
+    if owner != user.user_id:
+        raise PermissionDeniedException(detail="only the session's owner may change it")
 
 
 class SessionController(Controller):
@@ -30,7 +51,7 @@ class SessionController(Controller):
             "name only themselves as `user_id` (another id: 403). An admin sees the whole tenant, or one "
             "user's sessions with `user_id` (a user outside the tenant simply has none)."
         ),
-        raises=GUARD_ERRORS,
+        raises=[*GUARD_ERRORS, ValidationException],
     )
     async def list_sessions(
         self,
@@ -49,3 +70,68 @@ class SessionController(Controller):
         else:
             raise PermissionDeniedException(detail="a supporter may only list their own sessions")
         return await queries.list_sessions(tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order)
+
+    @post(
+        "/",
+        summary="Create a session",
+        description=(
+            "A new session owned by the caller. `title` is optional (over 255 characters it is cut to 255; "
+            "without one the first user message titles the session); `agent_id` must be an agent of the tenant."
+        ),
+        raises=[*GUARD_ERRORS, ValidationException],
+    )
+    async def create_session(
+        self, tenant_id: FromPath[UUID], user: NamedDependency[UserInfo], data: SessionCreate
+    ) -> SessionInfo:
+        if data.agent_id is not None and not await agent_exists(tenant_id, data.agent_id):
+            raise ValidationException(
+                detail="invalid agent_id",
+                extra=[{"key": "agent_id", "message": "not an agent of this tenant", "source": "body"}],
+            )
+        return await queries.create_session(tenant_id, user.user_id, data.clean_title, data.agent_id)
+
+    @get(
+        SESSION_PATH,
+        summary="Get a session",
+        description="The session; 404 when it does not exist or belongs to another user or tenant.",
+        raises=SESSION_ERRORS,
+    )
+    async def get_session(self, tenant_id: FromPath[UUID], session_id: SessionId) -> SessionInfo:
+        session = await queries.get_session(tenant_id, session_id)
+        if session is None:
+            raise session_not_found()
+        return session
+
+    @patch(
+        SESSION_PATH,
+        summary="Rename a session",
+        description=(
+            "Set the title (over 255 characters it is cut to 255; null or blank clears it). Only the owner may: "
+            "an admin gets 403 for another user's session of the tenant, everyone else 404."
+        ),
+        raises=SESSION_ERRORS,
+    )
+    async def update_session(
+        self, tenant_id: FromPath[UUID], session_id: SessionId, user: NamedDependency[UserInfo], data: SessionUpdate
+    ) -> SessionInfo:
+        await require_own_session(tenant_id, session_id, user)
+        session = await queries.update_title(tenant_id, session_id, user.user_id, data.clean_title)
+        if session is None:
+            raise session_not_found()
+        return session
+
+    @delete(
+        SESSION_PATH,
+        summary="Delete a session",
+        description=(
+            "Delete the session and its messages. Only the owner may: an admin gets 403 for another user's "
+            "session of the tenant, everyone else 404."
+        ),
+        raises=SESSION_ERRORS,
+    )
+    async def delete_session(
+        self, tenant_id: FromPath[UUID], session_id: SessionId, user: NamedDependency[UserInfo]
+    ) -> None:
+        await require_own_session(tenant_id, session_id, user)
+        if not await queries.delete_session(tenant_id, session_id, user.user_id):
+            raise session_not_found()

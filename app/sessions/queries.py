@@ -70,3 +70,65 @@ async def list_sessions(
         offset=offset,
         has_more=offset + len(sessions) < total,
     )
+
+
+# One session as ``SessionInfo``, from a CTE ``s`` of sessions rows (a select, an insert or an update).
+_INFO_SQL = f"""
+    SELECT s.session_id, s.user_id, s.title, a.name AS agent_name,
+           s.created_at, s.updated_at, s.message_count,
+           coalesce(s.last_message_at, s.created_at) > now() - {ACTIVE_WINDOW} AS is_active
+    FROM s
+    LEFT JOIN agent_configs a ON a.tenant_id = s.tenant_id AND a.agent_id = s.agent_id
+"""
+_GET_SQL = "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = {})" + _INFO_SQL
+_CREATE_SQL = (
+    "WITH s AS (INSERT INTO sessions (tenant_id, user_id, agent_id, title) VALUES ({}, {}, {}, {}) RETURNING *)"
+    + _INFO_SQL
+)
+_UPDATE_SQL = (
+    """WITH s AS (
+        UPDATE sessions SET title = {}, updated_at = greatest(updated_at, clock_timestamp())
+        WHERE tenant_id = {} AND session_id = {} AND user_id = {}
+        RETURNING *
+    )"""
+    + _INFO_SQL
+)
+
+
+def _one(rows: list[dict[str, object]]) -> SessionInfo | None:
+    return msgspec.convert(rows[0], SessionInfo) if rows else None
+
+
+async def get_session(tenant_id: UUID, session_id: UUID) -> SessionInfo | None:
+    """The session if the context's user may read it (own, or any of the tenant for an admin), else None."""
+    return _one(await Session.raw(_GET_SQL, tenant_id, session_id))
+
+
+async def session_owner(tenant_id: UUID, session_id: UUID) -> UUID | None:
+    """The owner of the session if the context's user may read it, else None."""
+    rows = await Session.raw(
+        "SELECT user_id FROM sessions WHERE tenant_id = {} AND session_id = {}", tenant_id, session_id
+    )
+    return rows[0]["user_id"] if rows else None
+
+
+async def create_session(tenant_id: UUID, user_id: UUID, title: str | None, agent_id: UUID | None) -> SessionInfo:
+    """Insert a session owned by ``user_id``; the database refuses another tenant's user or agent."""
+    rows = await Session.raw(_CREATE_SQL, tenant_id, user_id, agent_id, title)
+    return msgspec.convert(rows[0], SessionInfo)
+
+
+async def update_title(tenant_id: UUID, session_id: UUID, user_id: UUID, title: str | None) -> SessionInfo | None:
+    """Set the title of ``user_id``'s session (``updated_at`` moves); None when there is no such session."""
+    return _one(await Session.raw(_UPDATE_SQL, title, tenant_id, session_id, user_id))
+
+
+async def delete_session(tenant_id: UUID, session_id: UUID, user_id: UUID) -> bool:
+    """Delete ``user_id``'s session and (by cascade) its messages; False when there is no such session."""
+    rows = await Session.raw(
+        "DELETE FROM sessions WHERE tenant_id = {} AND session_id = {} AND user_id = {} RETURNING session_id",
+        tenant_id,
+        session_id,
+        user_id,
+    )
+    return bool(rows)

@@ -33,3 +33,36 @@ class SessionListResponse(msgspec.Struct, frozen=True):
     limit: int
     offset: int
     has_more: bool
+
+
+TITLE_MAX = 255
+
+
+def _cut_title(title: str | None) -> str | None:
+    """Surrounding whitespace dropped, a blank title is no title, longer than 255 characters cut to 255."""
+    if title is None:
+        return None
+    return title.strip()[:TITLE_MAX] or None
+
+
+class SessionCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /sessions``: both fields optional; an untitled session takes its first user message's."""
+
+    title: str | None = None
+    agent_id: UUID | None = None
+
+    @property
+    def clean_title(self) -> str | None:
+        """The title to store (see ``_cut_title``)."""
+        return _cut_title(self.title)
+
+
+class SessionUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``PATCH /sessions/{session_id}``: the new title (null clears it)."""
+
+    title: str | None
+
+    @property
+    def clean_title(self) -> str | None:
+        """The title to store (see ``_cut_title``)."""
+        return _cut_title(self.title)

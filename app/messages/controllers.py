@@ -1,0 +1,56 @@
+"""HTTP routes of the messages domain: a session's history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+
+from app.messages import queries
+from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
+from app.sessions.controllers import SESSION_ERRORS, SessionId, require_own_session, session_not_found
+from app.users.schemas import UserInfo
+
+
+class MessageController(Controller):
+    """``/api/{tenant_id}/sessions/{session_id}/messages``: the history of one session."""
+
+    path = "/sessions/{session_id:str}/messages"
+    tags = ["messages"]
+
+    @get(
+        "/",
+        summary="A session's history",
+        description="A page of the session's messages, oldest first; 404 when the caller may not read the session.",
+        raises=SESSION_ERRORS,
+    )
+    async def list_messages(
+        self,
+        tenant_id: FromPath[UUID],
+        session_id: SessionId,
+        limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1–200")] = 50,
+        offset: Annotated[int, QueryParameter(ge=0, description="Messages to skip, ≥ 0")] = 0,
+    ) -> MessageListResponse:
+        page = await queries.list_messages(tenant_id, session_id, limit=limit, offset=offset)
+        if page is None:
+            raise session_not_found()
+        return page
+
+    @post(
+        "/",
+        summary="Add a message",
+        description=(
+            "Append a message (`role` ∈ user, assistant, system, tool; `content` 1–32,768 characters, not blank). "
+            "The session's `updated_at` moves, and its first `user` message titles an untitled session. Only the "
+            "owner may: an admin gets 403 for another user's session of the tenant, everyone else 404."
+        ),
+        raises=SESSION_ERRORS,
+    )
+    async def add_message(
+        self, tenant_id: FromPath[UUID], session_id: SessionId, user: NamedDependency[UserInfo], data: MessageCreate
+    ) -> MessageInfo:
+        await require_own_session(tenant_id, session_id, user)
+        return await queries.add_message(tenant_id, session_id, data.role, data.content)

@@ -1,0 +1,52 @@
+"""Queries of the messages domain (run inside the request's transaction, under RLS).
+
+The session's ``message_count`` is the history's total: the ``messages_counters``
+trigger keeps it exact in the writing transaction, so the history is never counted.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+from app.messages.schemas import MessageInfo, MessageListResponse
+from app.tables import Message
+
+# The session (visible or not: no row) with one page of its messages, oldest first.
+_PAGE_SQL = """
+    SELECT s.message_count AS total, m.message_id, m.session_id, m.role, m.content, m.created_at
+    FROM sessions s
+    LEFT JOIN LATERAL (
+        SELECT message_id, session_id, role, content, created_at
+        FROM messages
+        WHERE tenant_id = s.tenant_id AND session_id = s.session_id
+        ORDER BY created_at, message_id
+        LIMIT {} OFFSET {}
+    ) m ON true
+    WHERE s.tenant_id = {} AND s.session_id = {}
+    ORDER BY m.created_at, m.message_id
+"""
+
+_ADD_SQL = """
+    INSERT INTO messages (tenant_id, session_id, role, content) VALUES ({}, {}, {}, {})
+    RETURNING message_id, session_id, role, content, created_at
+"""
+
+
+async def list_messages(tenant_id: UUID, session_id: UUID, *, limit: int, offset: int) -> MessageListResponse | None:
+    """A page of the session's history, oldest first; None when the session is not visible."""
+    rows = await Message.raw(_PAGE_SQL, limit, offset, tenant_id, session_id)
+    if not rows:
+        return None
+    total = int(rows[0]["total"])
+    messages = msgspec.convert([row for row in rows if row["message_id"] is not None], list[MessageInfo])
+    return MessageListResponse(
+        messages=messages, total=total, limit=limit, offset=offset, has_more=offset + len(messages) < total
+    )
+
+
+async def add_message(tenant_id: UUID, session_id: UUID, role: str, content: str) -> MessageInfo:
+    """Insert a message; the trigger counts it, moves ``updated_at`` and may title the session."""
+    rows = await Message.raw(_ADD_SQL, tenant_id, session_id, role, content)
+    return msgspec.convert(rows[0], MessageInfo)

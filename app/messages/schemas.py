@@ -1,0 +1,39 @@
+"""Request and response shapes of the messages domain (msgspec)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+CONTENT_MAX = 32_768
+Role = Literal["user", "assistant", "system", "tool"]
+
+
+class MessageInfo(msgspec.Struct, frozen=True):
+    """One message of a session."""
+
+    message_id: UUID
+    session_id: UUID
+    role: str
+    content: str
+    created_at: datetime
+
+
+class MessageListResponse(msgspec.Struct, frozen=True):
+    """A page of a session's history, oldest first; ``total`` is the session's message count."""
+
+    messages: list[MessageInfo]
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class MessageCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /sessions/{session_id}/messages``: 1 to 32,768 characters, not only whitespace."""
+
+    role: Role
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=CONTENT_MAX, pattern=r"\S")]
