@@ -75,14 +75,16 @@ class SessionController(Controller):
         "/",
         summary="Create a session",
         description=(
-            "A new session owned by the caller. `title` is optional (over 255 characters it is cut to 255; "
-            "without one the first user message titles the session); `agent_id` must be an agent of the tenant."
+            "A new session owned by the caller; the body may be omitted. `title` is optional (over 255 "
+            "characters it is cut to 255; without one the first user message titles the session); "
+            "`agent_id` must be an agent of the tenant."
         ),
         raises=[*GUARD_ERRORS, ValidationException],
     )
     async def create_session(
-        self, tenant_id: FromPath[UUID], user: NamedDependency[UserInfo], data: SessionCreate
+        self, tenant_id: FromPath[UUID], user: NamedDependency[UserInfo], data: SessionCreate | None = None
     ) -> SessionInfo:
+        data = data or SessionCreate()
         if data.agent_id is not None and not await agent_exists(tenant_id, data.agent_id):
             raise ValidationException(
                 detail="invalid agent_id",
