@@ -191,3 +191,12 @@ async def make_tenant(owner: asyncpg.Pool, secret: str, label: str) -> TestTenan
 async def make_world(owner: asyncpg.Pool, secret: str) -> World:
     """Two fresh tenants, A and B."""
     return World(a=await make_tenant(owner, secret, "A"), b=await make_tenant(owner, secret, "B"), secret=secret)
+
+
+async def snapshot(owner: asyncpg.Pool, session_id: uuid.UUID) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A session's row and its messages as the owner sees them, to show a request changed nothing."""
+    row = await owner.fetchrow("SELECT * FROM sessions WHERE session_id = $1", session_id)
+    messages = await owner.fetch(
+        "SELECT * FROM messages WHERE session_id = $1 ORDER BY created_at, message_id", session_id
+    )
+    return (dict(row) if row else None, [dict(m) for m in messages])

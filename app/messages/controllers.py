@@ -7,7 +7,7 @@ from uuid import UUID
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.messages import queries
 from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
@@ -50,7 +50,11 @@ class MessageController(Controller):
         raises=SESSION_ERRORS,
     )
     async def add_message(
-        self, tenant_id: FromPath[UUID], session_id: SessionId, user: NamedDependency[UserInfo], data: MessageCreate
+        self,
+        tenant_id: FromPath[UUID],
+        session_id: SessionId,
+        user: NamedDependency[UserInfo],
+        data: JSONBody[MessageCreate],
     ) -> MessageInfo:
         await require_own_session(tenant_id, session_id, user)
         return await queries.add_message(tenant_id, session_id, data.role, data.content)

@@ -8,7 +8,7 @@ from uuid import UUID
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
@@ -82,7 +82,7 @@ class SessionController(Controller):
         raises=[*GUARD_ERRORS, ValidationException],
     )
     async def create_session(
-        self, tenant_id: FromPath[UUID], user: NamedDependency[UserInfo], data: SessionCreate | None = None
+        self, tenant_id: FromPath[UUID], user: NamedDependency[UserInfo], data: JSONBody[SessionCreate | None] = None
     ) -> SessionInfo:
         data = data or SessionCreate()
         if data.agent_id is not None and not await agent_exists(tenant_id, data.agent_id):
@@ -114,7 +114,11 @@ class SessionController(Controller):
         raises=SESSION_ERRORS,
     )
     async def update_session(
-        self, tenant_id: FromPath[UUID], session_id: SessionId, user: NamedDependency[UserInfo], data: SessionUpdate
+        self,
+        tenant_id: FromPath[UUID],
+        session_id: SessionId,
+        user: NamedDependency[UserInfo],
+        data: JSONBody[SessionUpdate],
     ) -> SessionInfo:
         await require_own_session(tenant_id, session_id, user)
         session = await queries.update_title(tenant_id, session_id, user.user_id, data.clean_title)
