@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.messages import queries
 from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
-from app.sessions.controllers import SESSION_ERRORS, SessionId, require_own_session, session_not_found
+from app.sessions.controllers import SESSION_ERRORS, SessionId, session_not_found, write_refused
 from app.users.schemas import UserInfo
 
 
@@ -56,5 +56,7 @@ class MessageController(Controller):
         user: NamedDependency[UserInfo],
         data: JSONBody[MessageCreate],
     ) -> MessageInfo:
-        await require_own_session(tenant_id, session_id, user)
-        return await queries.add_message(tenant_id, session_id, data.role, data.content)
+        message = await queries.add_message(tenant_id, session_id, user.user_id, data.role, data.content)
+        if message is None:
+            raise await write_refused(tenant_id, session_id)
+        return message

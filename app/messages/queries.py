@@ -28,8 +28,11 @@ _PAGE_SQL = """
     ORDER BY m.created_at, m.message_id
 """
 
+# Inserts only into a session of the context's user (RLS would refuse any other; this matches none).
 _ADD_SQL = """
-    INSERT INTO messages (tenant_id, session_id, role, content) VALUES ({}, {}, {}, {})
+    INSERT INTO messages (tenant_id, session_id, role, content)
+    SELECT tenant_id, session_id, {}, {} FROM sessions
+    WHERE tenant_id = {} AND session_id = {} AND user_id = {}
     RETURNING message_id, session_id, role, content, created_at
 """
 
@@ -46,7 +49,10 @@ async def list_messages(tenant_id: UUID, session_id: UUID, *, limit: int, offset
     )
 
 
-async def add_message(tenant_id: UUID, session_id: UUID, role: str, content: str) -> MessageInfo:
-    """Insert a message; the trigger counts it, moves ``updated_at`` and may title the session."""
-    rows = await Message.raw(_ADD_SQL, tenant_id, session_id, role, content)
-    return msgspec.convert(rows[0], MessageInfo)
+async def add_message(tenant_id: UUID, session_id: UUID, user_id: UUID, role: str, content: str) -> MessageInfo | None:
+    """Append a message to ``user_id``'s session (None when there is no such session).
+
+    The trigger counts it, moves the session's ``updated_at`` and may title the session.
+    """
+    rows = await Message.raw(_ADD_SQL, role, content, tenant_id, session_id, user_id)
+    return msgspec.convert(rows[0], MessageInfo) if rows else None

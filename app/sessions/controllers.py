@@ -7,7 +7,7 @@ from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.agents.queries import agent_exists
@@ -28,13 +28,15 @@ def session_not_found() -> NotFoundException:
     return NotFoundException(detail="session not found")
 
 
-async def require_own_session(tenant_id: UUID, session_id: UUID, user: UserInfo) -> None:
-    """404 unless the caller can read the session; 403 when they can read it but do not own it (an admin)."""
-    owner = await queries.session_owner(tenant_id, session_id)
-    if owner is None:
-        raise session_not_found()
-    if owner != user.user_id:
-        raise PermissionDeniedException(detail="only the session's owner may change it")
+async def write_refused(tenant_id: UUID, session_id: UUID) -> HTTPException:
+    """Why a write matched no session of the caller: 403 if they can read it (an admin of the tenant), else 404.
+
+    Writes are restricted to the caller's own sessions in the query itself (and by RLS), so the
+    common path needs no prior read; only a refused write asks whose session it was.
+    """
+    if await queries.session_owner(tenant_id, session_id) is None:
+        return session_not_found()
+    return PermissionDeniedException(detail="only the session's owner may change it")
 
 
 class SessionController(Controller):
@@ -120,10 +122,9 @@ class SessionController(Controller):
         user: NamedDependency[UserInfo],
         data: JSONBody[SessionUpdate],
     ) -> SessionInfo:
-        await require_own_session(tenant_id, session_id, user)
         session = await queries.update_title(tenant_id, session_id, user.user_id, data.clean_title)
         if session is None:
-            raise session_not_found()
+            raise await write_refused(tenant_id, session_id)
         return session
 
     @delete(
@@ -138,6 +139,5 @@ class SessionController(Controller):
     async def delete_session(
         self, tenant_id: FromPath[UUID], session_id: SessionId, user: NamedDependency[UserInfo]
     ) -> None:
-        await require_own_session(tenant_id, session_id, user)
         if not await queries.delete_session(tenant_id, session_id, user.user_id):
-            raise session_not_found()
+            raise await write_refused(tenant_id, session_id)
