@@ -82,7 +82,11 @@ _INFO_SQL = f"""
 """
 _GET_SQL = "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = {})" + _INFO_SQL
 _CREATE_SQL = (
-    "WITH s AS (INSERT INTO sessions (tenant_id, user_id, agent_id, title) VALUES ({}, {}, {}, {}) RETURNING *)"
+    """WITH s AS (
+        INSERT INTO sessions (tenant_id, user_id, agent_id, title, created_at, updated_at)
+        VALUES ({}, {}, {}, {}, statement_timestamp(), statement_timestamp())
+        RETURNING *
+    )"""
     + _INFO_SQL
 )
 _UPDATE_SQL = (
