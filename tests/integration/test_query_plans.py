@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -85,3 +86,22 @@ async def test_list_plans_use_the_session_indexes_and_never_touch_messages(owner
         assert "sessions" not in seq_scans, (args, sql[-60:])
         assert any(name.startswith("sessions_") for name in indexes), (sql, indexes)
         assert "messages" not in relations, (sql, relations)
+
+
+async def test_history_page_walks_the_message_index_in_order_and_stops_at_the_limit(owner, database, settings) -> None:
+    from app.messages.queries import _PAGE_SQL
+
+    tenant_id = await create_tenant(owner)
+    admin = await create_user(owner, tenant_id, "admin", settings.jwt_secret)
+    supporter = await create_user(owner, tenant_id, "supporter", settings.jwt_secret)
+    await bulk_sessions(owner, supporter, 20, 500)
+    session_id = await owner.fetchval("SELECT session_id FROM sessions WHERE user_id = $1 LIMIT 1", supporter.user_id)
+    await owner.execute("ANALYZE sessions; ANALYZE messages")
+    for user, offset in itertools.product((supporter, admin), (0, 100)):
+        plan = await explain(database, user, _PAGE_SQL, tenant_id, session_id, 50, offset, tenant_id, session_id)
+        scans = [n for n in plan if n.get("Relation Name") == "messages"]
+        assert [n["Node Type"] for n in scans] == ["Index Scan"], (user.role, offset)
+        assert scans[0]["Index Name"] == "messages_session_created_idx"
+        # No sort of the whole history under the limit: the index gives the order.
+        limit = next(n for n in plan if n["Node Type"] == "Limit")
+        assert all(n["Node Type"] != "Sort" for n in nodes(limit)), (user.role, offset)
