@@ -93,15 +93,16 @@ class RequestTransaction:
         transaction = _PooledTransaction(self.engine, allow_nested=False)
         try:
             await transaction.open(self.acquire_timeout)
+            self._transaction = transaction
+            await cast(asyncpg.Connection, transaction.connection).execute(
+                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
+                str(tenant_id),
+                str(user_id),
+            )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            # Pool exhausted, database down or restarting, or a pooled connection that died.
             log.warning("no database connection for the request: %r", error)
             raise DatabaseUnavailableError from error
-        self._transaction = transaction
-        await cast(asyncpg.Connection, transaction.connection).execute(
-            "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-            str(tenant_id),
-            str(user_id),
-        )
 
     async def finish(self, commit: bool) -> None:
         """Commit or roll back, return the connection to the pool, forget the transaction.

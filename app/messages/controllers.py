@@ -32,7 +32,7 @@ class MessageController(Controller):
         tenant_id: FromPath[UUID],
         session_id: SessionId,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1–200")] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, description="Messages to skip, ≥ 0")] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="Messages to skip, ≥ 0")] = 0,
     ) -> MessageListResponse:
         page = await queries.list_messages(tenant_id, session_id, limit=limit, offset=offset)
         if page is None:

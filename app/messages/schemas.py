@@ -33,7 +33,8 @@ class MessageListResponse(msgspec.Struct, frozen=True):
 
 
 class MessageCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Body of ``POST /sessions/{session_id}/messages``: 1 to 32,768 characters, not only whitespace."""
+    """Body of ``POST /sessions/{session_id}/messages``: 1 to 32,768 characters, not only whitespace, no NUL."""
 
     role: Role
-    content: Annotated[str, msgspec.Meta(min_length=1, max_length=CONTENT_MAX, pattern=r"\S")]
+    # Linear-time pattern: some non-space character, and no NUL byte anywhere (PostgreSQL text can't hold one).
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=CONTENT_MAX, pattern=r"^\s*[^\s\x00][^\x00]*$")]

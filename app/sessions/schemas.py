@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -36,6 +36,8 @@ class SessionListResponse(msgspec.Struct, frozen=True):
 
 
 TITLE_MAX = 255
+# PostgreSQL text can't hold a NUL byte: refuse it as bad input (400), not a database error.
+Title = Annotated[str, msgspec.Meta(pattern=r"^[^\x00]*$")]
 
 
 def _cut_title(title: str | None) -> str | None:
@@ -48,7 +50,7 @@ def _cut_title(title: str | None) -> str | None:
 class SessionCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Body of ``POST /sessions``: both fields optional; an untitled session takes its first user message's."""
 
-    title: str | None = None
+    title: Title | None = None
     agent_id: UUID | None = None
 
     @property
@@ -60,7 +62,7 @@ class SessionCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class SessionUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Body of ``PATCH /sessions/{session_id}``: the new title (null clears it)."""
 
-    title: str | None
+    title: Title | None
 
     @property
     def clean_title(self) -> str | None:
