@@ -108,7 +108,7 @@ WITH RECURSIVE reach(view_oid, table_oid) AS (
     JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
                      AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
 )
-SELECT DISTINCT format('%I.%I', n.nspname, v.relname) AS name, v.relkind,
+SELECT DISTINCT format('%I.%I', n.nspname, v.relname) AS name, v.relkind::text AS relkind,
        coalesce(v.reloptions @> '{{security_invoker=true}}' OR v.reloptions @> '{{security_invoker=on}}'
                 OR v.reloptions @> '{{security_invoker=1}}', false) AS invoker
 FROM reach
