@@ -38,7 +38,7 @@ class SessionController(Controller):
         user: NamedDependency[UserInfo],
         user_id: Annotated[UUID | None, QueryParameter(description="Only this user's sessions")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1–100")] = 10,
-        offset: Annotated[int, QueryParameter(ge=0, description="Rows to skip, ≥ 0")] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="Rows to skip, ≥ 0")] = 0,
         sort_by: Annotated[SortBy, QueryParameter(description="Sort key")] = "updated_at",
         order: Annotated[Order, QueryParameter(description="Sort direction")] = "desc",
     ) -> SessionListResponse:
