@@ -1,4 +1,4 @@
-"""``python -m app``: db upgrade | db seed | serve | token EMAIL.
+"""``python -m app``: db upgrade | db seed | serve | token EMAIL | rls audit.
 
 Without ``DATABASE_URL`` the commands start (or join) an embedded PostgreSQL under
 ``.data/`` and use its ``chat`` database.
@@ -111,6 +111,21 @@ def cmd_serve(settings: Settings, host: str, port: int, workers: int) -> int:
     return 0
 
 
+def cmd_audit(settings: Settings, as_json: bool) -> int:
+    """Audit the live database's tenant isolation: 0 clean, 1 findings, 2 cannot connect."""
+    from app.audit import AuditConnectionError, render_json, render_table, run_audit
+    from app.db.upgrade import runtime_login
+
+    assert settings.database_url
+    try:
+        report = asyncio.run(run_audit(settings.database_url, runtime_login(settings.runtime_database_url)[0]))
+    except AuditConnectionError as error:
+        print(f"rls audit: {error}", file=sys.stderr)
+        return 2
+    print(render_json(report) if as_json else render_table(report))
+    return 0 if report.clean else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="python -m app", description="Chat Sessions API")
@@ -125,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a signed JWT for a seeded user (development)")
     token.add_argument("email")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    rls = commands.add_parser("rls", help="row-level security").add_subparsers(dest="rls_command", required=True)
+    audit = rls.add_parser(
+        "audit", help="check tenant isolation in the live database (exit 0 clean, 1 findings, 2 no DB)"
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -134,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     with database_settings() as settings:
         if args.command == "db":
             return cmd_upgrade(settings) if args.db_command == "upgrade" else cmd_seed(settings)
+        if args.command == "rls":
+            return cmd_audit(settings, args.json)
         if args.command == "token":
             return cmd_token(settings, args.email, args.ttl)
         return cmd_serve(settings, args.host, args.port, args.workers)

@@ -1,0 +1,138 @@
+"""Hostile values in every query parameter, path segment and body field: 400 or 404, never 500, never a leak.
+
+Free-text fields (titles, message content) are the exception by design: any text without a
+NUL byte is valid there, and must come back exactly as sent (the SQL is parameterised).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import pytest
+
+from tests.factories import World, create_session
+from tests.security.attack import BY_SESSION, MOUNTED, Route, foreign_markers, leaks
+
+HOSTILE = {
+    "sql quote": "' OR '1'='1",
+    "sql stacked": "1; DROP TABLE sessions; --",
+    "sql union": "x' UNION SELECT user_id, email FROM users --",
+    "sql set_config": "'); SELECT set_config('app.tenant_id', NULL, false); --",
+    "sql comment": "1/**/OR/**/1=1",
+    "huge number": "9" * 40,
+    "bigint overflow": "9223372036854775808",
+    "negative": "-1",
+    "big negative": "-9223372036854775809",
+    "float": "1.5",
+    "hexadecimal": "0x10",
+    "unicode": "ünïcødé 漢字 😀",
+    "right-to-left override": "\u202eevil",
+    "NUL": "\x00",
+    "NUL inside": "10\x00",
+    "empty": "",
+    "whitespace": "   ",
+    "long": "x" * 5000,
+    "percent": "%",
+    "like wildcards": "%_%",
+    "uuid with NUL": f"{uuid.uuid4()}\x00",
+    "uuid too long": f"{uuid.uuid4()}0",
+}
+FREE_TEXT = {"title", "content"}
+QUERY_CASES = [(route, name, key) for route in MOUNTED for name in route.query for key in HOSTILE]
+BODY_CASES = [(route, name, key) for route in MOUNTED for name in route.body_fields for key in HOSTILE]
+
+
+def case_id(case: Any) -> str:
+    return str(case)
+
+
+@pytest.mark.parametrize(("route", "name", "key"), QUERY_CASES, ids=case_id)
+async def test_hostile_query_parameter_is_400(client, victims: World, route: Route, name: str, key: str) -> None:
+    user = victims.a.admin
+    url = route.url(victims.a.tenant_id, victims.a.sessions[user.user_id][0])
+    response = await client.request(route.method, url, headers=user.headers, params={name: HOSTILE[key]})
+    assert response.status_code == 400, response.text
+    assert name in response.json()["detail"]
+    assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("route", MOUNTED, ids=str)
+@pytest.mark.parametrize("key", HOSTILE)
+async def test_hostile_tenant_path_segment_is_404(client, victims: World, route: Route, key: str) -> None:
+    user = victims.a.admin
+    url = route.url(quote(HOSTILE[key], safe=""), victims.a.sessions[user.user_id][0])
+    response = await client.request(route.method, url, headers=user.headers, json=route.body)
+    assert response.status_code == 404, response.text
+    assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("route", BY_SESSION, ids=str)
+@pytest.mark.parametrize("key", HOSTILE)
+async def test_hostile_session_path_segment_is_404(client, victims: World, route: Route, key: str) -> None:
+    user = victims.a.admin
+    url = route.url(victims.a.tenant_id, quote(HOSTILE[key], safe=""))
+    response = await client.request(route.method, url, headers=user.headers, json=route.body)
+    assert response.status_code == 404, response.text
+    assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize(("route", "name", "key"), BODY_CASES, ids=case_id)
+async def test_hostile_body_field(
+    client, victims: World, owner: asyncpg.Pool, route: Route, name: str, key: str
+) -> None:
+    user = victims.a.bob
+    session_id = await create_session(owner, user, title="target")
+    value = HOSTILE[key]
+    body = {**(route.body or {}), name: value}
+    response = await client.request(
+        route.method, route.url(victims.a.tenant_id, session_id), headers=user.headers, json=body
+    )
+    if name == "title" and not value.strip():
+        assert response.status_code == route.ok, response.text
+        assert response.json()["title"] is None  # a blank title means "untitled"
+    elif name in FREE_TEXT and "\x00" not in value:
+        assert response.status_code == route.ok, response.text
+        assert response.json()[name] == (value[:255] if name == "title" else value)
+    else:
+        assert response.status_code == 400, response.text
+        assert name in response.json()["detail"]
+    assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("route", [r for r in MOUNTED if r.body_fields], ids=str)
+@pytest.mark.parametrize("value", [12345, -1, 1e308, True, None, [], ["x"], {"$ne": None}], ids=repr)
+async def test_body_field_of_the_wrong_type_is_400(
+    client, victims: World, owner: asyncpg.Pool, route: Route, value: Any
+) -> None:
+    user = victims.a.bob
+    session_id = await create_session(owner, user, title="target")
+    for name in route.body_fields:
+        if value is None and name in {"title", "agent_id"}:
+            continue  # optional fields: null means "none"
+        body = {**(route.body or {}), name: value}
+        response = await client.request(
+            route.method, route.url(victims.a.tenant_id, session_id), headers=user.headers, json=body
+        )
+        assert response.status_code == 400, (name, response.text)
+        assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("route", [r for r in MOUNTED if r.writes and r.body], ids=str)
+@pytest.mark.parametrize("raw", [b"{", b"[]", b'"x"', b"\x00", b"\xff\xfe", b'{"title": "\\u0000"}'])
+async def test_malformed_json_body_is_400(
+    client, victims: World, owner: asyncpg.Pool, route: Route, raw: bytes
+) -> None:
+    """(An empty or ``null`` body is a valid "no fields" for POST sessions, so it is not here.)"""
+    user = victims.a.bob
+    session_id = await create_session(owner, user, title="target")
+    response = await client.request(
+        route.method,
+        route.url(victims.a.tenant_id, session_id),
+        headers={**user.headers, "Content-Type": "application/json"},
+        content=raw,
+    )
+    assert response.status_code == 400, response.text
+    assert not leaks(response.text, foreign_markers(victims, user))

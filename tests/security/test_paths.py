@@ -1,0 +1,88 @@
+"""Another tenant's path, another tenant's or another user's session id: 403 or 404, never data."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from tests.factories import World, create_session
+from tests.security.attack import APP_ROUTES, BY_SESSION, MOUNTED, ROUTES, Route, foreign_markers, leaks
+
+
+def test_every_api_route_is_attacked() -> None:
+    """A route the app serves but this suite does not know would go unattacked: add it to ROUTES."""
+    assert {(r.method, r.path) for r in ROUTES} >= APP_ROUTES
+    assert {(r.method, r.path) for r in MOUNTED} == APP_ROUTES
+
+
+@pytest.mark.parametrize("route", MOUNTED, ids=str)
+@pytest.mark.parametrize("attacker", ["admin", "alice"])
+async def test_another_or_unknown_tenants_path_is_403(client, victims: World, route: Route, attacker: str) -> None:
+    user = getattr(victims.b, attacker)
+    for tenant_id in (victims.a.tenant_id, uuid.uuid4()):
+        url = route.url(tenant_id, victims.a.sessions[victims.a.alice.user_id][0])
+        response = await client.request(route.method, url, headers=user.headers, json=route.body)
+        assert response.status_code == 403, response.text
+        assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("route", BY_SESSION, ids=str)
+@pytest.mark.parametrize("attacker", ["admin", "alice"])
+async def test_another_tenants_session_on_own_path_is_404_like_a_missing_one(
+    client, victims: World, route: Route, attacker: str
+) -> None:
+    user = getattr(victims.b, attacker)
+    missing = await client.request(
+        route.method, route.url(victims.b.tenant_id, uuid.uuid4()), headers=user.headers, json=route.body
+    )
+    assert missing.status_code == 404
+    for session_id in victims.a.all_session_ids:
+        response = await client.request(
+            route.method, route.url(victims.b.tenant_id, session_id), headers=user.headers, json=route.body
+        )
+        assert response.status_code == 404, response.text
+        assert response.json() == missing.json()  # indistinguishable: ids can't be probed
+        assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("route", BY_SESSION, ids=str)
+async def test_colleagues_session_is_404_for_a_supporter(client, victims: World, route: Route) -> None:
+    user = victims.a.alice
+    for owner_id in (victims.a.bob.user_id, victims.a.admin.user_id):
+        for session_id in victims.a.sessions[owner_id]:
+            response = await client.request(
+                route.method, route.url(victims.a.tenant_id, session_id), headers=user.headers, json=route.body
+            )
+            assert response.status_code == 404, response.text
+            assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("route", BY_SESSION, ids=str)
+async def test_admin_reads_but_never_writes_a_colleagues_session(
+    client, victims: World, owner: asyncpg.Pool, route: Route
+) -> None:
+    admin = victims.a.admin
+    session_id = await create_session(owner, victims.a.bob, title="bob's own")
+    response = await client.request(
+        route.method, route.url(victims.a.tenant_id, session_id), headers=admin.headers, json=route.body
+    )
+    assert response.status_code == (403 if route.writes else 200), response.text
+    assert not leaks(response.text, foreign_markers(victims, admin))
+    row = await owner.fetchrow("SELECT title, message_count FROM sessions WHERE session_id = $1", session_id)
+    assert (row["title"], row["message_count"]) == ("bob's own", 0)
+
+
+@pytest.mark.parametrize("attacker", ["admin", "alice"])
+async def test_list_naming_another_tenants_user(client, victims: World, attacker: str) -> None:
+    user = getattr(victims.a, attacker)
+    for victim in (victims.b.admin, victims.b.alice, victims.b.bob):
+        response = await client.get(victims.a.path(), headers=user.headers, params={"user_id": str(victim.user_id)})
+        if attacker == "admin":
+            assert response.status_code == 200
+            assert response.json()["sessions"] == []
+            assert response.json()["total"] == 0
+        else:
+            assert response.status_code == 403
+        assert not leaks(response.text, foreign_markers(victims, user), sent=str(victim.user_id))
