@@ -70,12 +70,13 @@ async def test_hostile_tenant_path_segment_is_404(client, victims: World, route:
 
 
 @pytest.mark.parametrize("route", BY_SESSION, ids=str)
-@pytest.mark.parametrize("key", HOSTILE)
-async def test_hostile_session_path_segment_is_404(client, victims: World, route: Route, key: str) -> None:
+@pytest.mark.parametrize("key", [k for k, v in HOSTILE.items() if v])  # an empty segment is another URL
+async def test_hostile_session_path_segment_is_400_naming_it(client, victims: World, route: Route, key: str) -> None:
     user = victims.a.admin
     url = route.url(victims.a.tenant_id, quote(HOSTILE[key], safe=""))
     response = await client.request(route.method, url, headers=user.headers, json=route.body)
-    assert response.status_code == 404, response.text
+    assert response.status_code == 400, response.text
+    assert "session_id" in response.json()["detail"]
     assert not leaks(response.text, foreign_markers(victims, user))
 
 
@@ -93,6 +94,9 @@ async def test_hostile_body_field(
     if name == "title" and not value.strip():
         assert response.status_code == route.ok, response.text
         assert response.json()["title"] is None  # a blank title means "untitled"
+    elif name == "content" and not value.strip():
+        assert response.status_code == 400, response.text  # empty or blank content is refused
+        assert name in response.json()["detail"]
     elif name in FREE_TEXT and "\x00" not in value:
         assert response.status_code == route.ok, response.text
         assert response.json()[name] == (value[:255] if name == "title" else value)
