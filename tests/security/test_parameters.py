@@ -75,8 +75,12 @@ async def test_hostile_session_path_segment_is_400_naming_it(client, victims: Wo
     user = victims.a.admin
     url = route.url(victims.a.tenant_id, quote(HOSTILE[key], safe=""))
     response = await client.request(route.method, url, headers=user.headers, json=route.body)
-    assert response.status_code == 400, response.text
-    assert "session_id" in response.json()["detail"]
+    if "/" in HOSTILE[key]:  # the path is decoded before routing: a slash makes it another, unknown URL
+        assert response.status_code == 404, response.text
+    else:
+        assert response.status_code == 400, response.text
+        assert "session_id" in response.json()["detail"]
+    assert not leaks(response.text, foreign_markers(victims, user))
     assert not leaks(response.text, foreign_markers(victims, user))
 
 
