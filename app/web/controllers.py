@@ -115,7 +115,7 @@ def web_handlers(settings: Settings) -> list[ControllerRouterHandler]:
         html_mode=True,
         name="web",
         cache_control=CacheControlHeader(no_cache=True),
-        after_request=_add_security_headers,  # type: ignore[arg-type]
+        after_request=_add_security_headers,
     )
     handlers: list[ControllerRouterHandler] = [page]
     if not settings.is_production and settings.jwt_algorithm == "HS256":

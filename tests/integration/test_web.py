@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 
 import pytest
 
 from app.seed import demo_email, demo_id
-from tests.conftest import TestDatabase as Database
 from tests.factories import World
-
-
-@pytest.fixture(scope="session")
-async def seeded(database: Database) -> None:
-    """The demo data, seeded with the real CLI (idempotent)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app", "db", "seed", env={**os.environ, "DATABASE_URL": database.owner_dsn}
-    )
-    assert await asyncio.wait_for(process.wait(), timeout=120) == 0
 
 
 async def test_page_is_served_at_root_with_its_assets(client) -> None:

@@ -354,7 +354,7 @@ function renderSessions() {
     top.append(el("span", session.title ? "session-title" : "session-title untitled", session.title || "Untitled"));
     if (session.is_active) {
       const badge = el("span", "badge", "active");
-      badge.title = "A message in the last 24 hours";
+      badge.title = "Active: the newest message is less than 24 hours old";
       top.append(badge);
     }
     const meta = el("span", "session-meta");
