@@ -179,3 +179,42 @@ async def test_tenant_b_never_sees_tenant_a(page: Page, live_server: str, world:
         leaked = [t for t in titles_of(world.a) if t in html] + [i for i in a_ids | a_users if i in html]
         assert not leaked, leaked
         assert "A message" not in html  # tenant A's message contents
+
+
+async def test_errors_are_shown_never_a_blank_page(
+    page: Page, live_server: str, owner: asyncpg.Pool, world: World
+) -> None:
+    # A token that is not accepted keeps the sign-in form, with a reason.
+    await page.goto(live_server)
+    await page.get_by_label("Access token (JWT)").fill("not-a-token")
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.locator("#signin-error")).to_contain_text("does not look like a valid token")
+
+    # 404: a session deleted after the sidebar was loaded.
+    alice = world.a.alice
+    await sign_in(page, live_server, alice)
+    await expect(page.locator(".session")).to_have_count(3)
+    gone, other = world.a.sessions[alice.user_id][:2]
+    await owner.execute("DELETE FROM sessions WHERE session_id = $1", gone)
+    await page.locator(f'.session[data-session-id="{gone}"]').click()
+    await expect(page.get_by_role("alert")).to_contain_text("Not found")
+    await expect(page.locator("#chat-title")).to_have_text("Select a session")
+    await expect(page.locator(".session")).to_have_count(2)
+    await screenshot(page, "error-404")
+
+    # 5xx (simulated by the browser: the server is not broken on purpose here).
+    await page.route("**/messages?*", lambda route: route.fulfill(status=500, json={"status_code": 500, "detail": "x"}))
+    await page.locator(f'.session[data-session-id="{other}"]').click()
+    await expect(page.get_by_role("alert")).to_contain_text("The server failed (HTTP 500)")
+    await expect(page.locator(".session")).to_have_count(2)
+    await page.unroute("**/messages?*")
+
+    # 401: the user is removed while signed in → back to the sign-in form with a message.
+    dave = await create_user(owner, world.a.tenant_id, "supporter", world.secret)
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, live_server, dave)
+    await owner.execute("DELETE FROM users WHERE user_id = $1", dave.user_id)
+    await page.get_by_role("button", name="New session").click()
+    await expect(page.locator("#signin-view")).to_be_visible()
+    await expect(page.locator("#signin-error")).to_contain_text("sign in again")
+    assert await page.evaluate("sessionStorage.length") == 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from app.seed import demo_email, demo_id
 from tests.factories import World
 

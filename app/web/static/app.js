@@ -402,6 +402,8 @@ async function loadMessages() {
       renderChat();
     }
     handle(error);
+    // A session that vanished (deleted elsewhere) leaves the sidebar too.
+    if (error instanceof ApiError && error.status === 404) await reloadSessions(state.sessions.length);
     return;
   }
   renderChat();
@@ -422,7 +424,8 @@ function renderChat() {
   }
   $("chat-title").textContent = session.title || "Untitled";
   const owner = state.me.role === "admin" ? ` · owner: ${shortUser(session.user_id)}` : "";
-  $("chat-meta").textContent = `${session.agent_name || "No agent"} · ${state.messages.length} shown${owner}`;
+  const count = Math.max(session.message_count, state.messages.length);
+  $("chat-meta").textContent = `${session.agent_name || "No agent"} · ${count} ${count === 1 ? "message" : "messages"}${owner}`;
   for (const message of state.messages) {
     const item = el("li", `message role-${message.role}`);
     const head = el("div", "message-head");
