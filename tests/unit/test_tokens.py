@@ -25,7 +25,7 @@ HS = Settings(jwt_secret=SECRET)
 
 def claims(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    body: dict[str, Any] = {"sub": str(USER), "tenant_id": str(TENANT), "iat": now, "exp": now + 60}
+    body: dict[str, Any] = {"sub": str(USER), "tenant_id": str(TENANT), "iat": now, "exp": now + 3600}
     body.update(changes)
     return {k: v for k, v in body.items() if v is not None}
 
