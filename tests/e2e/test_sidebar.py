@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import PHONE, screenshot
+from tests.e2e.conftest import ARTIFACTS, PHONE, screenshot
 from tests.factories import TestTenant, TestUser, World, add_message, create_session, create_user
 
 XSS_TITLE = "<img src=x onerror=\"document.title='pwned'\"> & <b>bold</b>"
@@ -97,7 +97,12 @@ async def test_sign_in_list_load_more_and_read_history(page: Page, live_server: 
     await expect(page.locator("#chat-title")).to_have_text(shown(first["sessions"])[1])
 
     await page.set_viewport_size(PHONE)
+    await page.evaluate("window.scrollTo(0, 0)")
     await screenshot(page, "phone")
+    await page.locator(".session").nth(2).click()
+    await expect(page.locator("#chat-title")).to_have_text(shown(first["sessions"])[2])
+    await expect(page.locator("#chat-title")).to_be_in_viewport()
+    await page.screenshot(path=str(ARTIFACTS / "phone-conversation.png"))
     assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 

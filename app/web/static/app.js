@@ -385,6 +385,8 @@ async function selectSession(session) {
   }
   renderChat();
   $("chat-meta").textContent = "Loading messages…";
+  // On a phone the conversation sits below the sidebar: bring it into view.
+  if (window.matchMedia("(max-width: 720px)").matches) $("chat").scrollIntoView({ block: "start" });
   await loadMessages();
 }
 
