@@ -89,12 +89,14 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh browser context (own storage) at laptop size; page errors fail the test."""
+    """A fresh browser context (own storage) at laptop size; script errors and CSP violations fail the test."""
     context = await browser.new_context(viewport=LAPTOP)
     context.set_default_timeout(10_000)
     tab = await context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    # The page must work under its own Content-Security-Policy (no inline script or style).
+    tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     yield tab
     await context.close()
     assert not errors, errors

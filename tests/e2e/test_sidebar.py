@@ -71,6 +71,10 @@ async def test_sign_in_list_load_more_and_read_history(page: Page, live_server: 
     await expect(page.get_by_text(XSS_TITLE)).to_be_visible()
     assert await page.locator("#session-list img, #session-list b").count() == 0
     await screenshot(page, "sidebar")
+    unlabelled = await page.evaluate(
+        "[...document.querySelectorAll('select, textarea, input')].filter((c) => !c.labels.length).map((c) => c.id)"
+    )
+    assert unlabelled == []
 
     await page.get_by_role("button", name="Load more").click()
     await expect(titles).to_have_count(13)
