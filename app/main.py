@@ -26,6 +26,7 @@ from app.messages.controllers import MessageController
 from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController
+from app.web.controllers import web_handlers
 
 log = logging.getLogger("app")
 
@@ -109,7 +110,7 @@ def create_app(
         security=[{"BearerToken": []}],
     )
     return Litestar(
-        route_handlers=[api, health, ready],
+        route_handlers=[api, health, ready, *web_handlers(settings)],
         lifespan=[database],
         state=State({"settings": settings}),
         exception_handlers={ValidationException: validation_error},

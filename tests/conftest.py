@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -164,3 +165,12 @@ def app_with(settings: Settings) -> Callable[..., AbstractAsyncContextManager[ht
 async def world(owner: asyncpg.Pool) -> World:
     """Two fresh tenants, A and B, each with an admin, two supporters, agents and sessions."""
     return await make_world(owner, TEST_JWT_SECRET)
+
+
+@pytest.fixture(scope="session")
+async def seeded(database: TestDatabase) -> None:
+    """The demo data (tenants eTMS, eFMS, Vela), seeded with the real CLI ``python -m app db seed``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "db", "seed", env={**os.environ, "DATABASE_URL": database.owner_dsn}
+    )
+    assert await asyncio.wait_for(process.wait(), timeout=120) == 0

@@ -1,0 +1,50 @@
+"""Signing in as a seeded user: offered in development, absent in production."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.async_api import Page, expect
+
+from app.seed import demo_id
+from tests.e2e.conftest import screenshot
+from tests.factories import World
+
+
+async def test_development_offers_seeded_users(page: Page, live_server_with, seeded) -> None:
+    with live_server_with(app_env="development") as url:
+        await page.goto(url)
+        await expect(page.locator("#dev-signin")).to_be_visible()
+        await screenshot(page, "sign-in")
+        picker = page.get_by_label("Seeded user", exact=True)
+        value = await picker.locator("option", has_text="anna@etms.example").get_attribute("value")
+        assert value
+        await picker.select_option(value)
+        await page.get_by_role("button", name="Sign in as this user").click()
+        await expect(page.locator("#who")).to_contain_text("anna@etms.example")
+        async with httpx.AsyncClient(base_url=url) as http:
+            token = (
+                await http.post(
+                    "/dev/token", json={"tenant_id": str(demo_id("eTMS")), "user_id": str(demo_id("eTMS", "anna"))}
+                )
+            ).json()["token"]
+            listed = (
+                await http.get(f"/api/{demo_id('eTMS')}/sessions", headers={"Authorization": f"Bearer {token}"})
+            ).json()
+        assert listed["total"] > 0
+        await expect(page.locator(".session-title")).to_have_text(
+            [s["title"] or "Untitled" for s in listed["sessions"]]
+        )
+
+
+async def test_production_has_no_dev_sign_in(page: Page, live_server_with, world: World, seeded) -> None:
+    with live_server_with(app_env="production") as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/dev/users")).status_code == 404
+        await page.goto(url)
+        await expect(page.get_by_label("Access token (JWT)")).to_be_visible()
+        await expect(page.locator("#dev-signin")).to_be_hidden()
+        assert await page.locator("#dev-user option").count() == 0
+        # Pasting a token still works.
+        await page.get_by_label("Access token (JWT)").fill(world.a.bob.token)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await expect(page.locator(".session")).to_have_count(2)
