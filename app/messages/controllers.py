@@ -56,7 +56,10 @@ class MessageController(Controller):
         user: NamedDependency[UserInfo],
         data: JSONBody[MessageCreate],
     ) -> MessageInfo:
-        message = await queries.add_message(tenant_id, session_id, user.user_id, data.role, data.content)
+        try:
+            message = await queries.add_message(tenant_id, session_id, user.user_id, data.role, data.content)
+        except queries.SessionDeletedError:
+            raise session_not_found() from None
         if message is None:
             raise await write_refused(tenant_id, session_id)
         return message

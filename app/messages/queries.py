@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import asyncpg
 import msgspec
 
 from app.messages.schemas import MessageInfo, MessageListResponse
@@ -52,10 +53,18 @@ async def list_messages(tenant_id: UUID, session_id: UUID, *, limit: int, offset
     )
 
 
+class SessionDeletedError(Exception):
+    """The session was deleted by a concurrent transaction while the message was being added."""
+
+
 async def add_message(tenant_id: UUID, session_id: UUID, user_id: UUID, role: str, content: str) -> MessageInfo | None:
     """Append a message to ``user_id``'s session (None when there is no such session).
 
     The trigger counts it, moves the session's ``updated_at`` and may title the session.
+    Raises ``SessionDeletedError`` when a concurrent DELETE of the session commits first.
     """
-    rows = await Message.raw(_ADD_SQL, role, content, tenant_id, session_id, user_id)
+    try:
+        rows = await Message.raw(_ADD_SQL, role, content, tenant_id, session_id, user_id)
+    except asyncpg.ForeignKeyViolationError as error:
+        raise SessionDeletedError from error
     return msgspec.convert(rows[0], MessageInfo) if rows else None

@@ -299,3 +299,25 @@ async def test_end_to_end_create_add_list_history(client, world: World, owner: a
     # The admin's view of the tenant shows it first too.
     tenant_view = (await client.get(a.path(), headers=a.admin.headers)).json()
     assert tenant_view["sessions"][0]["session_id"] == session_id
+
+
+async def test_a_message_racing_the_deletion_of_its_session_is_404_not_500(client, world: World, owner) -> None:
+    alice = world.a.alice
+    session_id = await create_session(owner, alice, title="about to go")
+    async with owner.acquire() as deleting:
+        transaction = deleting.transaction()
+        await transaction.start()
+        await deleting.execute("DELETE FROM sessions WHERE session_id = $1", session_id)
+        # The post sees the session (the delete is not committed) and waits on its row lock.
+        post = asyncio.create_task(
+            client.post(
+                f"{world.a.path()}/{session_id}/messages", headers=alice.headers, json={"role": "user", "content": "hi"}
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not post.done()
+        await transaction.commit()
+    response = await post
+    assert response.status_code == 404
+    assert response.json() == {"status_code": 404, "detail": "session not found"}
+    assert await owner.fetchval("SELECT count(*) FROM messages WHERE session_id = $1", session_id) == 0
