@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,9 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.contract import ISO_UTC, SHAPES
 from tests.factories import TestTenant, TestUser, World, add_message, create_session, create_user
-
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
 async def list_sessions(client: Any, tenant: TestTenant, user: TestUser, **params: Any) -> dict[str, Any]:
@@ -167,16 +165,7 @@ async def test_fields_message_count_agent_name_and_timestamps(client, world: Wor
     assert len(body["sessions"]) == 3
     for session in body["sessions"]:
         row = rows[uuid.UUID(session["session_id"])]
-        assert set(session) == {
-            "session_id",
-            "user_id",
-            "title",
-            "agent_name",
-            "created_at",
-            "updated_at",
-            "message_count",
-            "is_active",
-        }
+        assert set(session) == SHAPES["SessionInfo"]
         assert session["message_count"] == row["messages"] > 0
         assert session["agent_name"] == row["name"]
         assert session["title"] == row["title"]

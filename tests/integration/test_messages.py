@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.contract import assert_names_field, when
 from tests.factories import TestTenant, TestUser, World, add_message, create_session
-from tests.integration.test_session_routes import assert_names_field, when
 
 MESSAGE_FIELDS = {"message_id", "session_id", "role", "content", "created_at"}
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from tests.contract import SHAPES
+
 AUTH = {"401", "403", "503"}
 SESSION = AUTH | {"400", "404"}
 ROUTES = {
@@ -18,25 +20,6 @@ ROUTES = {
     ("post", "/api/{tenant_id}/sessions/{session_id}/messages"): {"201"} | SESSION,
     ("get", "/api/{tenant_id}/agents"): {"200"} | AUTH,
     ("get", "/api/{tenant_id}/me"): {"200"} | AUTH,
-}
-SHAPES = {
-    "SessionInfo": {
-        "session_id",
-        "user_id",
-        "title",
-        "agent_name",
-        "created_at",
-        "updated_at",
-        "message_count",
-        "is_active",
-    },
-    "SessionListResponse": {"sessions", "total", "limit", "offset", "has_more"},
-    "MessageInfo": {"message_id", "session_id", "role", "content", "created_at"},
-    "MessageListResponse": {"messages", "total", "limit", "offset", "has_more"},
-    "MessageCreate": {"role", "content"},
-    "SessionCreate": {"title", "agent_id"},
-    "SessionUpdate": {"title"},
-    "AgentInfo": {"agent_id", "name", "description"},
 }
 
 

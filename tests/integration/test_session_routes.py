@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import datetime
-from typing import Any
 
 import asyncpg
 import pytest
 
+from tests.contract import SHAPES, assert_names_field, when
 from tests.factories import AGENT_NAMES, World
-
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
-SESSION_FIELDS = {
-    "session_id",
-    "user_id",
-    "title",
-    "agent_name",
-    "created_at",
-    "updated_at",
-    "message_count",
-    "is_active",
-}
-
-
-def when(value: str) -> datetime:
-    assert ISO_UTC.match(value), value
-    return datetime.fromisoformat(value)
-
-
-def assert_names_field(response: Any, field: str) -> None:
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["status_code"] == 400
-    assert field in body["detail"], body
 
 
 async def count_sessions(owner: asyncpg.Pool, user_id: uuid.UUID) -> int:
@@ -50,7 +24,7 @@ async def test_get_own_session_has_exactly_the_contract_fields(client, world: Wo
     response = await client.get(a.path(f"sessions/{session_id}"), headers=a.alice.headers)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == SESSION_FIELDS
+    assert set(body) == SHAPES["SessionInfo"]
     row = await owner.fetchrow(
         """SELECT s.*, a.name AS agent_name FROM sessions s
            LEFT JOIN agent_configs a ON a.agent_id = s.agent_id WHERE s.session_id = $1""",
@@ -106,7 +80,7 @@ async def test_create_without_body_makes_an_untitled_session_of_the_caller(clien
     response = await client.post(a.path(), headers=a.bob.headers)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == SESSION_FIELDS
+    assert set(body) == SHAPES["SessionInfo"]
     assert body["user_id"] == str(a.bob.user_id)
     assert body["title"] is None
     assert body["agent_name"] is None
@@ -195,7 +169,7 @@ async def test_rename_sets_the_title_and_moves_updated_at(client, world: World, 
     response = await client.patch(a.path(f"sessions/{session_id}"), headers=a.alice.headers, json={"title": "Renamed"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == SESSION_FIELDS
+    assert set(body) == SHAPES["SessionInfo"]
     assert body["title"] == "Renamed"
     assert body["message_count"] == before["message_count"]
     after = await owner.fetchrow("SELECT * FROM sessions WHERE session_id = $1", session_id)

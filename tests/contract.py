@@ -1,0 +1,43 @@
+"""The response shapes and formats of ../shared/CONTRACT.md, as the tests check them."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+SHAPES = {
+    "SessionInfo": {
+        "session_id",
+        "user_id",
+        "title",
+        "agent_name",
+        "created_at",
+        "updated_at",
+        "message_count",
+        "is_active",
+    },
+    "SessionListResponse": {"sessions", "total", "limit", "offset", "has_more"},
+    "MessageInfo": {"message_id", "session_id", "role", "content", "created_at"},
+    "MessageListResponse": {"messages", "total", "limit", "offset", "has_more"},
+    "MessageCreate": {"role", "content"},
+    "SessionCreate": {"title", "agent_id"},
+    "SessionUpdate": {"title"},
+    "AgentInfo": {"agent_id", "name", "description"},
+}
+
+
+def when(value: str) -> datetime:
+    """A contract timestamp (ISO 8601, UTC, ``Z``) as a datetime."""
+    assert ISO_UTC.match(value), value
+    return datetime.fromisoformat(value)
+
+
+def assert_names_field(response: Any, field: str) -> None:
+    """A 400 in Litestar's error shape whose ``detail`` names ``field``."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["status_code"] == 400
+    assert field in body["detail"], body
