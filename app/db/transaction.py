@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 SCOPE_KEY = "chat.transaction"
 RETRY_AFTER_SECONDS = "1"
+# The request's tenant context, transaction-local (third argument true).
+SET_CONTEXT_SQL = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
 
 
 class DatabaseUnavailableError(HTTPException):
@@ -95,7 +97,7 @@ class RequestTransaction:
             await transaction.open(self.acquire_timeout)
             self._transaction = transaction
             await cast(asyncpg.Connection, transaction.connection).execute(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
+                SET_CONTEXT_SQL,
                 str(tenant_id),
                 str(user_id),
             )

@@ -1,0 +1,160 @@
+"""The measured scenarios: HTTP requests for wrk, and the same transaction for the floor.
+
+The floor replays the app's own SQL: ``SET_CONTEXT_SQL`` of the request transaction, the
+user lookup of ``app.users.queries.user_query`` and the page and count queries of
+``app.sessions.queries``, compiled by Piccolo exactly as the app runs them.
+A scenario whose route is not in the app yet (history and posting arrive with the
+``writes`` branch) is listed and reported as pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from piccolo.querystring import QueryString
+
+from app.auth.tokens import mint_token
+from app.db.transaction import SET_CONTEXT_SQL
+from app.main import create_app
+from app.sessions.queries import _count_sql, _page_sql
+from app.settings import Settings
+from app.users.queries import user_query
+from bench import harness
+from bench.generate import TENANTS, Loaded
+from bench.harness import Database, Report, Request, Row, Transaction
+
+SETTINGS = Settings(jwt_secret=harness.JWT_SECRET, app_env="production")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One measured request kind."""
+
+    name: str
+    route: tuple[str, str]  # (method, path as the app registers it)
+    requests: Sequence[Request]
+    floor: Transaction | None = None
+    note: str = ""
+
+
+@dataclass
+class Context:
+    """Tokens and ids of a loaded data set."""
+
+    loaded: Loaded
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tenant(self) -> str:
+        """The tenant of the power user (eTMS)."""
+        return self.loaded.tenants[TENANTS[0]]
+
+    def token(self, user_id: str) -> str:
+        """A 2-hour token for a user of eTMS."""
+        if user_id not in self.tokens:
+            self.tokens[user_id] = mint_token(UUID(user_id), UUID(self.tenant), SETTINGS, ttl_seconds=7200)
+        return self.tokens[user_id]
+
+
+def app_routes() -> set[tuple[str, str]]:
+    """(method, path) of every route of the app on the current branch."""
+    app = create_app(SETTINGS)
+    return {(method, route.path) for route in app.routes for method in getattr(route, "methods", ())}
+
+
+def _compiled(template: str, *args: Any) -> tuple[str, list[Any]]:
+    sql, values = QueryString(template, *args).compile_string(engine_type="postgres")
+    return sql, values
+
+
+def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
+    """The list request's transaction, as the app runs it, without HTTP."""
+    by_user = owner is not None
+    filters = (UUID(tenant_id), UUID(owner)) if owner else (UUID(tenant_id),)
+    page_sql, page_args = _compiled(_page_sql(by_user, "updated_at", "desc"), *filters, limit, offset)
+    count_sql, count_args = _compiled(_count_sql(by_user), *filters)
+    user_sql, user_args = user_query(UUID(user_id)).querystrings[0].compile_string(engine_type="postgres")
+
+    async def transaction(connection: asyncpg.Connection, _: int) -> None:
+        async with connection.transaction():
+            await connection.execute(SET_CONTEXT_SQL, tenant_id, user_id)
+            await connection.fetch(user_sql, *user_args)
+            await connection.fetch(page_sql, *page_args)
+            await connection.fetch(count_sql, *count_args)
+
+    return transaction
+
+
+LIST_ROUTE = ("GET", "/api/{tenant_id:uuid}/sessions")
+HISTORY_ROUTE = ("GET", "/api/{tenant_id:uuid}/sessions/{session_id:uuid}/messages")
+POST_ROUTE = ("POST", "/api/{tenant_id:uuid}/sessions/{session_id:uuid}/messages")
+
+
+def list_scenario(ctx: Context, name: str, user_id: str, *, owner: str | None, offset: int = 0) -> Scenario:
+    """``GET /sessions`` as ``user_id`` (default limit 10)."""
+    query = f"?offset={offset}" if offset else ""
+    path = f"/api/{ctx.tenant}/sessions{query}"
+    return Scenario(
+        name,
+        LIST_ROUTE,
+        [Request(path, ctx.token(user_id))],
+        list_floor(ctx.tenant, user_id, owner, 10, offset),
+    )
+
+
+def history_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
+    """``GET /sessions/{id}/messages`` (first page of 50, oldest first) as the sessions' owner."""
+    token = ctx.token(ctx.loaded.heavy)
+    requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token) for s in session_ids]
+    return Scenario(name, HISTORY_ROUTE, requests, None, "floor: after the writes branch lands")
+
+
+def post_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
+    """``POST /sessions/{id}/messages`` into the power user's sessions, rotating over them."""
+    token = ctx.token(ctx.loaded.power)
+    body = '{"role": "user", "content": "Any news on shipment 4711? The customer is asking again."}'
+    requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token, "POST", body) for s in session_ids]
+    return Scenario(name, POST_ROUTE, requests, None, "floor: after the writes branch lands")
+
+
+def run(
+    report: Report,
+    db: Database,
+    scenarios: Sequence[Scenario],
+    concurrencies: Sequence[int],
+    workers: Sequence[int],
+    deadline: float,
+) -> None:
+    """Floors first (no server running), then each worker count's server over every scenario."""
+    routes = app_routes()
+    ready = [s for s in scenarios if s.route in routes]
+    for s in scenarios:
+        if s.route not in routes:
+            report.add(Row(s.name, 0, 0, None, None, f"pending: {s.route[0]} {s.route[1]} is not in the app yet"))
+    floors: dict[tuple[str, int], dict[str, Any]] = {}
+    for s in ready:
+        for c in concurrencies:
+            if s.floor is not None and time.monotonic() < deadline:
+                floors[s.name, c] = asyncio.run(harness.floor_run(db.runtime_dsn, s.floor, c))
+    for w in workers:
+        with harness.api_server(db, w) as base:
+            for s in ready:
+                for c in concurrencies:
+                    if time.monotonic() > deadline:
+                        print(f"time budget spent: skipping {s.name} w={w} c={c}", file=sys.stderr)
+                        continue
+                    http = harness.http_run(base, s.requests, c)
+                    report.add(Row(s.name, w, c, http, floors.get((s.name, c)), s.note if s.floor is None else ""))
+
+
+def int_list(name: str, default: str) -> list[int]:
+    """A comma-separated list of integers from the environment."""
+    return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
