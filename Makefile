@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Modules held at 100% coverage: the queries, auth and database context.
 FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/users/queries.py,app/auth/*.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py
 
-.PHONY: help install run test lint format bench clean chromium
+.PHONY: help install run test lint format bench bench-scale bench-tools clean chromium
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,17 @@ lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict on app/
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+SCALE ?= 0.05
+
+bench-tools:
+	@command -v wrk >/dev/null || { apt-get install -y wrk || sudo apt-get install -y wrk; } >/dev/null
+
+bench: $(STAMP) bench-tools  ## sessions list, 1,000 sessions x 20 messages: HTTP (wrk) beside the asyncpg floor
+	timeout 900 $(BIN)/python -m bench.list_page
+
+bench-scale: $(STAMP) bench-tools  ## list/history/post at SCALE x (1M sessions, 20M messages) (default SCALE=0.05)
+	SCALE=$(SCALE) timeout 5400 $(BIN)/python -m bench.scale
 
 clean:  ## remove .venv, .data (embedded PostgreSQL) and caches
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
