@@ -117,9 +117,41 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(times.get(p, 0.0) for p in tree)
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running API server: its base URL and process id."""
+
+    base: str
+    pid: int
+
+
 @contextmanager
-def api_server(db: Database, workers: int, timeout: float = 60.0) -> Iterator[str]:
-    """``python -m app serve`` on a free loopback port; yields its base URL; always stopped."""
+def api_server(db: Database, workers: int, timeout: float = 60.0) -> Iterator[Server]:
+    """``python -m app serve`` on a free loopback port; yields it; always stopped."""
     port = _free_port()
     env = os.environ | {
         "DATABASE_URL": db.owner_dsn,
@@ -148,7 +180,7 @@ def api_server(db: Database, workers: int, timeout: float = 60.0) -> Iterator[st
             if time.monotonic() > deadline:
                 raise RuntimeError("server not ready in time")
             time.sleep(0.2)
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         try:
@@ -229,10 +261,17 @@ def wrk(base: str, requests: Sequence[Request], concurrency: int, seconds: float
     }
 
 
-def http_run(base: str, requests: Sequence[Request], concurrency: int) -> dict[str, Any]:
-    """A warm-up, then the measured wrk run."""
-    wrk(base, requests, concurrency, WARMUP_SECONDS)
-    return wrk(base, requests, concurrency, SECONDS)
+def http_run(server: Server, requests: Sequence[Request], concurrency: int) -> dict[str, Any]:
+    """A warm-up, then the measured wrk run, with the server's CPU time per request.
+
+    CPU per request (all uvicorn processes, user + system) is much less disturbed by other
+    load on the machine than latency is: compare variants by it.
+    """
+    wrk(server.base, requests, concurrency, WARMUP_SECONDS)
+    before = tree_cpu_seconds(server.pid)
+    figures = wrk(server.base, requests, concurrency, SECONDS)
+    used = tree_cpu_seconds(server.pid) - before
+    return figures | {"cpu_ms_per_request": used * 1000 / max(1, figures["requests"])}
 
 
 # --------------------------------------------------------------------------- floor (asyncpg, no HTTP)
@@ -345,7 +384,7 @@ class Report:
 
 HEADER = (
     f"{'scenario':<34} {'wk':>2} {'c':>3} | {'p50 ms':>7} {'p99 ms':>7} {'req/s':>7} {'err':>4} |"
-    f" {'floor p50':>9} {'p99':>6} {'tx/s':>7} | {'ratio':>5}"
+    f" {'cpu ms':>6} | {'floor p50':>9} {'p99':>6} {'tx/s':>7} | {'ratio':>5}"
 )
 
 
@@ -360,7 +399,8 @@ def format_row(row: Row) -> str:
     ratio = f"{row.ratio:>5.2f}" if row.ratio is not None else f"{'-':>5}"
     line = (
         f"{row.scenario:<34} {row.workers:>2} {row.concurrency:>3} | {cell(h, 'p50_ms', 7, 2)} "
-        f"{cell(h, 'p99_ms', 7, 2)} {cell(h, 'rps', 7, 0)} {errors} | {cell(f, 'p50_ms', 9, 2)} "
+        f"{cell(h, 'p99_ms', 7, 2)} {cell(h, 'rps', 7, 0)} {errors} "
+        f"{cell(h, 'cpu_ms_per_request', 6, 2)} | {cell(f, 'p50_ms', 9, 2)} "
         f"{cell(f, 'p99_ms', 6, 2)} {cell(f, 'rps', 7, 0)} | {ratio}"
     )
     return line + (f"  {row.note}" if row.note else "")

@@ -145,13 +145,13 @@ def run(
             if s.floor is not None and time.monotonic() < deadline:
                 floors[s.name, c] = asyncio.run(harness.floor_run(db.runtime_dsn, s.floor, c))
     for w in workers:
-        with harness.api_server(db, w) as base:
+        with harness.api_server(db, w) as server:
             for s in ready:
                 for c in concurrencies:
                     if time.monotonic() > deadline:
                         print(f"time budget spent: skipping {s.name} w={w} c={c}", file=sys.stderr)
                         continue
-                    http = harness.http_run(base, s.requests, c)
+                    http = harness.http_run(server, s.requests, c)
                     report.add(Row(s.name, w, c, http, floors.get((s.name, c)), s.note if s.floor is None else ""))
 
 
