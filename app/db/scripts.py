@@ -27,6 +27,15 @@ async def execute_script(sql: str) -> None:
 
 
 async def apply_policies() -> None:
-    """Apply every file of ``rls_policies/`` (each is idempotent) in the current transaction."""
+    """Apply every file of ``rls_policies/`` (each is idempotent) in the current transaction.
+
+    A table's file (``<table>.sql``) waits until the migration that creates the table has run.
+    """
+    transaction = get_engine().current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("apply_policies needs an open transaction")
     for path in policy_files():
+        table = None if path.stem[0].isdigit() else f"public.{path.stem}"
+        if table and not await transaction.connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+            continue
         await execute_script(path.read_text())

@@ -10,7 +10,7 @@ import pytest
 
 from tests.factories import World, make_token
 
-TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages")
+TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts")
 
 
 async def test_another_tenants_token_on_this_tenants_path_is_403(client, world: World) -> None:
