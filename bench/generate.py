@@ -7,10 +7,11 @@ sessions of ``heavy_messages`` messages each). The remaining messages are spread
 the other sessions (1 to 2×average-1 each, deterministic).
 
 The load runs as the superuser with ``session_replication_role = replica``: the
-``messages_counters`` trigger (and the foreign-key triggers) do not fire, so
-``message_count``, ``last_message_at`` and ``updated_at`` are written directly with the
-values the trigger would have kept. IDs increase in load order (like UUIDv7), so the
-primary-key and (session_id, created_at) indexes are appended to, not split at random.
+``messages_counters`` and ``sessions_counters`` triggers (and the foreign-key triggers)
+do not fire, so ``message_count``, ``last_message_at``, ``updated_at`` and the per-user
+``session_counts`` are written directly with the values the triggers would have kept.
+IDs increase in load order (like UUIDv7), so the primary-key and (session_id,
+created_at) indexes are appended to, not split at random.
 """
 
 from __future__ import annotations
@@ -219,6 +220,15 @@ async def load(owner_dsn: str, plan: Plan, now: datetime | None = None) -> Loade
             "last_message_at",
         ]
         await connection.copy_records_to_table("sessions", records=session_records, columns=columns)
+        if await connection.fetchval("SELECT to_regclass('public.session_counts') IS NOT NULL"):
+            per_user: dict[tuple[UUID, UUID], int] = {}
+            for s in sessions:
+                per_user[s.tenant_id, s.user_id] = per_user.get((s.tenant_id, s.user_id), 0) + 1
+            await connection.copy_records_to_table(
+                "session_counts",
+                records=[(t, u, n) for (t, u), n in per_user.items()],
+                columns=["tenant_id", "user_id", "sessions"],
+            )
         print(f"   loaded {len(sessions):,} sessions in {time.perf_counter() - started:.0f} s", flush=True)
         messages = sum(s.messages for s in sessions)
         chunk = 1_000_000
