@@ -91,8 +91,7 @@ async def open_database(server_dsn: str, name: str, *, fresh: bool) -> tuple[Dat
         await connection.close()
     owner = _with_database(server_dsn, name)
     runtime = runtime_dsn_from(owner, RUNTIME_PASSWORD)
-    if created:
-        await upgrade(owner, runtime)
+    await upgrade(owner, runtime)  # idempotent: an older bench database gets the newer migrations
     return Database(name, owner, runtime), created
 
 

@@ -7,7 +7,8 @@ The data set is loaded once per scale into ``bench_scale_<scale>`` and reused by
 runs (``BENCH_RELOAD=1`` to load it again). Scenarios: the list (first page, deep offset,
 an admin's tenant-wide page, sessions of 10,000 messages), a session's history and
 posting a message, at concurrency 1, 16 and 64 with 1 and 2 uvicorn workers
-(``BENCH_CONCURRENCY``, ``BENCH_WORKERS``, ``BENCH_SECONDS`` change that).
+(``BENCH_CONCURRENCY``, ``BENCH_WORKERS``, ``BENCH_SECONDS`` change that;
+``BENCH_LOAD_ONLY=1`` only loads).
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def main() -> None:
     deadline = time.monotonic() + TIME_LIMIT
     with harness.database_server() as server:
         db, data = asyncio.run(loaded_data(server, scale))
+        if os.environ.get("BENCH_LOAD_ONLY") == "1":
+            print(f"loaded: {json.dumps(data.counts)} in {data.seconds} s")
+            return
         ctx = Context(data)
         power = data.power
         deep = max(0, data.counts["power_sessions"] - 100)
