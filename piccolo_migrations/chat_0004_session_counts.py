@@ -1,10 +1,10 @@
-"""Per-user session counters, kept in the writing transaction, so the list's ``total`` reads no session rows.
+"""Per-user session counters, kept in the writing transaction: the list's ``total`` reads no session rows.
 
-``count(*)`` over an admin's whole tenant grows with the tenant (about 60 ms at 330,000
-sessions); summing one counter row per user does not grow with the sessions. The
-trigger runs as its owner (SECURITY DEFINER, fixed search_path) so the runtime role only
-reads the counters; the policies of ``rls_policies/session_counts.sql`` still apply to
-it (FORCE), so it only counts for the user of the transaction's context.
+``count(*)`` over an admin's whole tenant grows with the tenant's sessions; summing one
+counter row per user does not. The trigger runs as its owner (SECURITY DEFINER, fixed
+search_path) so the runtime role only reads the counters; the policies of
+``rls_policies/session_counts.sql`` still apply (FORCE), so a transaction only counts
+for the user of its context.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager

@@ -19,18 +19,26 @@ ACTIVE_WINDOW = "interval '24 hours'"
 
 @cache
 def _page_sql(by_user: bool, sort_by: SortBy, order: Order) -> str:
-    """The page query: page the sessions by index first, then join only the page's agents."""
+    """The page query: find the page's ids by index, then read only those sessions and their agents.
+
+    The ids come from an index-only scan (sort key, ``session_id``, ``tenant_id`` and
+    ``user_id`` are all in the index), so a deep ``offset`` skips index entries instead
+    of reading every skipped session row.
+    """
     where = "tenant_id = {} AND user_id = {}" if by_user else "tenant_id = {}"
     direction = "DESC" if order == "desc" else "ASC"
     sort = f"{sort_by} {direction}, session_id {direction}"
     return f"""
-        WITH page AS (
-            SELECT session_id, user_id, agent_id, title, created_at, updated_at,
-                   message_count, last_message_at
+        WITH ids AS (
+            SELECT session_id
             FROM sessions
             WHERE {where}
             ORDER BY {sort}
             LIMIT {{}} OFFSET {{}}
+        ), page AS (
+            SELECT s.session_id, s.user_id, s.agent_id, s.title, s.created_at, s.updated_at,
+                   s.message_count, s.last_message_at
+            FROM ids JOIN sessions s ON s.session_id = ids.session_id
         )
         SELECT p.session_id, p.user_id, p.title, a.name AS agent_name,
                p.created_at, p.updated_at, p.message_count,
