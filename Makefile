@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Modules held at 100% coverage: the queries, auth and database context.
 FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/users/queries.py,app/auth/*.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py
 
-.PHONY: help install run test lint format bench bench-scale bench-tools clean chromium
+.PHONY: help install run test lint format bench bench-scale bench-variants bench-tools clean chromium
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ bench: $(STAMP) bench-tools  ## sessions list, 1,000 sessions x 20 messages: HTT
 
 bench-scale: $(STAMP) bench-tools  ## list/history/post at SCALE x (1M sessions, 20M messages) (default SCALE=0.05)
 	SCALE=$(SCALE) timeout 5400 $(BIN)/python -m bench.scale
+
+bench-variants: $(STAMP) bench-tools  ## server ideas (event loop, pool reset, access log) compared on the list
+	timeout 900 $(BIN)/python -m bench.variants
 
 clean:  ## remove .venv, .data (embedded PostgreSQL) and caches
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -149,8 +149,10 @@ class Server:
 
 
 @contextmanager
-def api_server(db: Database, workers: int, timeout: float = 60.0) -> Iterator[Server]:
-    """``python -m app serve`` on a free loopback port; yields it; always stopped."""
+def api_server(
+    db: Database, workers: int, timeout: float = 60.0, command: Sequence[str] = ("-m", "app", "serve")
+) -> Iterator[Server]:
+    """``python -m app serve`` (or ``command``) on a free loopback port; yields it; always stopped."""
     port = _free_port()
     env = os.environ | {
         "DATABASE_URL": db.owner_dsn,
@@ -162,8 +164,8 @@ def api_server(db: Database, workers: int, timeout: float = 60.0) -> Iterator[Se
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = (RESULTS / "server.log").open("ab")
-    command = [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=log)
+    argv = [sys.executable, *command, "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(argv, cwd=PROJECT, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
