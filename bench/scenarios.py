@@ -24,7 +24,7 @@ from piccolo.querystring import QueryString
 from app.auth.tokens import mint_token
 from app.db.transaction import SET_CONTEXT_SQL
 from app.main import create_app
-from app.sessions.queries import _count_sql, _page_sql
+from app.sessions.queries import _list_sql
 from app.settings import Settings
 from app.users.queries import user_query
 from bench import harness
@@ -79,16 +79,14 @@ def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offs
     """The list request's transaction, as the app runs it, without HTTP."""
     by_user = owner is not None
     filters = (UUID(tenant_id), UUID(owner)) if owner else (UUID(tenant_id),)
-    page_sql, page_args = _compiled(_page_sql(by_user, "updated_at", "desc"), *filters, limit, offset)
-    count_sql, count_args = _compiled(_count_sql(by_user), *filters)
+    list_sql, list_args = _compiled(_list_sql(by_user, "updated_at", "desc"), *filters, *filters, limit, offset)
     user_sql, user_args = user_query(UUID(user_id)).querystrings[0].compile_string(engine_type="postgres")
 
     async def transaction(connection: asyncpg.Connection, _: int) -> None:
         async with connection.transaction():
             await connection.execute(SET_CONTEXT_SQL, tenant_id, user_id)
             await connection.fetch(user_sql, *user_args)
-            await connection.fetch(page_sql, *page_args)
-            await connection.fetch(count_sql, *count_args)
+            await connection.fetch(list_sql, *list_args)
 
     return transaction
 

@@ -56,6 +56,19 @@ def _count_sql(by_user: bool) -> str:
     return f"SELECT coalesce(sum(sessions), 0) AS total FROM session_counts WHERE {where}"
 
 
+@cache
+def _list_sql(by_user: bool, sort_by: SortBy, order: Order) -> str:
+    """Total and page in one round trip: a row per session, each with ``total``; one row of ``total`` alone
+    when the page is empty. Placeholders: the filters (count), the filters again, limit, offset (page)."""
+    direction = "DESC" if order == "desc" else "ASC"
+    return f"""
+        SELECT c.total, l.*
+        FROM ({_count_sql(by_user)}) c
+        LEFT JOIN ({_page_sql(by_user, sort_by, order)}) l ON true
+        ORDER BY l.{sort_by} {direction}, l.session_id {direction}
+    """
+
+
 async def list_sessions(
     tenant_id: UUID,
     user_id: UUID | None,
@@ -68,10 +81,9 @@ async def list_sessions(
     """A page of the tenant's sessions (of ``user_id`` only, when given), with the total."""
     by_user = user_id is not None
     filters = (tenant_id, user_id) if by_user else (tenant_id,)
-    rows = await Session.raw(_page_sql(by_user, sort_by, order), *filters, limit, offset)
-    total_rows = await Session.raw(_count_sql(by_user), *filters)
-    total = int(total_rows[0]["total"])
-    sessions = msgspec.convert(rows, list[SessionInfo])
+    rows = await Session.raw(_list_sql(by_user, sort_by, order), *filters, *filters, limit, offset)
+    total = int(rows[0]["total"])
+    sessions = msgspec.convert([row for row in rows if row["session_id"] is not None], list[SessionInfo])
     return SessionListResponse(
         sessions=sessions,
         total=total,
