@@ -129,7 +129,7 @@ def _sessions(
     spread = max(0, plan.messages - plan.heavy_sessions * plan.heavy_messages)
     if plan.power_messages is not None:
         spread -= plan.power_sessions * plan.power_messages
-    average = max(1, spread // max(1, len(common)))
+    average = max(1.0, spread / max(1, len(common)))
     sessions: list[_Session] = []
     tenant_names = {UUID(v): k for k, v in loaded.tenants.items()}
     for tenant_id, user_id, kind in owners:
@@ -138,7 +138,7 @@ def _sessions(
         elif kind == "power" and plan.power_messages is not None:
             count = plan.power_messages
         else:
-            count = rng.randint(1, 2 * average - 1) if average > 1 else 1
+            count = round(rng.uniform(1, 2 * average - 1))
         span = MESSAGE_SPACING * count
         created = now - span - timedelta(seconds=rng.uniform(60, 365 * 86400))
         if rng.random() < 0.01:  # some sessions active (newest message < 24 h old)

@@ -7,10 +7,8 @@ machine moves with everybody else's load.
 
 - ``asyncio+h11``: uvicorn's pure-Python event loop and HTTP parser.
 - ``uvloop+httptools``: uvicorn's fast loop and parser (what ``loop/http=auto`` picks when installed).
-- ``no pool reset``: asyncpg's pool without its reset query on release (``reset=``
-  a rollback-only function): one round trip less per request. Safe here because the
-  tenant context is transaction-local; behind pgbouncer in transaction mode there is
-  no reset either.
+- ``asyncpg reset``: asyncpg's default reset query on release (``RESET ALL`` …), which
+  the app skips (``app.main.release_connection``): one round trip more per request.
 - ``no access log``: uvicorn's per-request log line off.
 """
 
@@ -30,7 +28,7 @@ from bench.scenarios import Context, list_scenario
 VARIANTS: dict[str, list[str]] = {
     "asyncio+h11": ["--loop", "asyncio", "--http", "h11"],
     "uvloop+httptools": ["--loop", "uvloop", "--http", "httptools"],
-    "uvloop+httptools, no pool reset": ["--loop", "uvloop", "--http", "httptools", "--no-reset"],
+    "uvloop+httptools, asyncpg reset": ["--loop", "uvloop", "--http", "httptools", "--asyncpg-reset"],
     "uvloop+httptools, no access log": ["--loop", "uvloop", "--http", "httptools", "--no-access-log"],
 }
 
@@ -44,20 +42,17 @@ def serve(argv: list[str]) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--http", default="auto")
-    parser.add_argument("--no-reset", action="store_true")
+    parser.add_argument("--asyncpg-reset", action="store_true")
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args(argv)
-    if args.no_reset:
+    if args.asyncpg_reset:
         from app.db.engine import TenantEngine
 
         original = TenantEngine.start_connection_pool
 
-        async def rollback_only(connection: Any) -> None:
-            if connection.is_in_transaction():
-                await connection.execute("ROLLBACK")
-
         async def start(self: TenantEngine, **kwargs: Any) -> None:
-            await original(self, reset=rollback_only, **kwargs)
+            kwargs.pop("reset", None)
+            await original(self, **kwargs)
 
         TenantEngine.start_connection_pool = start  # type: ignore[method-assign]
     uvicorn.run(
