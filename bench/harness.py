@@ -286,13 +286,13 @@ async def _rollback_only(connection: asyncpg.Connection) -> None:
 Transaction = Callable[[asyncpg.Connection, int], Awaitable[None]]
 
 
-async def floor_run(runtime_dsn: str, transaction: Transaction, concurrency: int) -> dict[str, Any]:
+async def floor_run(runtime_dsn: str, transaction: Transaction, concurrency: int, workers: int = 1) -> dict[str, Any]:
     """``transaction`` run in a loop by ``concurrency`` tasks for SECONDS (after a warm-up).
 
-    The pool holds ``min(concurrency, server pool size)`` connections, as the one-worker
-    server would; it skips asyncpg's reset query (the tenant context is transaction-local).
+    The pool holds ``min(concurrency, workers × server pool size)`` connections, as the
+    server's would; like the app's, it skips asyncpg's reset query on release.
     """
-    size = max(1, min(concurrency, SERVER_POOL_SIZE))
+    size = max(1, min(concurrency, SERVER_POOL_SIZE * workers))
     pool = await asyncpg.create_pool(runtime_dsn, min_size=size, max_size=size, reset=_rollback_only)
     try:
 
@@ -418,7 +418,10 @@ def conditions() -> dict[str, Any]:
         "warmup_seconds": WARMUP_SECONDS,
         "server_pool_size": SERVER_POOL_SIZE,
         "load_client": "wrk 4.1 (-t1, closed loop, one connection per concurrent client)",
-        "floor_client": "asyncpg pool in the bench process, pool size min(c, server pool size), no reset query",
+        "floor_client": (
+            "asyncpg pool in the bench process, pool size min(c, workers x server pool size), "
+            "no reset query, measured just before each HTTP run"
+        ),
     }
 
 
