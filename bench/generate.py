@@ -245,6 +245,8 @@ async def load(owner_dsn: str, plan: Plan, now: datetime | None = None) -> Loade
             print(f"   messages {done:,}/{messages:,} ({time.perf_counter() - started:.0f} s)", flush=True)
         await connection.execute("SET session_replication_role = origin")
         await connection.execute("VACUUM (ANALYZE) tenants, users, agent_configs, sessions, messages")
+        if await connection.fetchval("SELECT to_regclass('public.session_counts') IS NOT NULL"):
+            await connection.execute("VACUUM (ANALYZE) session_counts")
     finally:
         await connection.close()
 
