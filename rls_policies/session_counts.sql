@@ -8,6 +8,7 @@ ALTER TABLE session_counts FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS session_counts_select ON session_counts;
 DROP POLICY IF EXISTS session_counts_insert ON session_counts;
 DROP POLICY IF EXISTS session_counts_update ON session_counts;
+DROP POLICY IF EXISTS session_counts_delete ON session_counts;
 
 CREATE POLICY session_counts_select ON session_counts FOR SELECT
     USING (
@@ -19,6 +20,8 @@ CREATE POLICY session_counts_insert ON session_counts FOR INSERT
 CREATE POLICY session_counts_update ON session_counts FOR UPDATE
     USING (tenant_id = (SELECT rls.tenant_id()) AND user_id = (SELECT rls.user_id()))
     WITH CHECK (tenant_id = (SELECT rls.tenant_id()) AND user_id = (SELECT rls.user_id()));
+CREATE POLICY session_counts_delete ON session_counts FOR DELETE
+    USING (tenant_id = (SELECT rls.tenant_id()) AND user_id = (SELECT rls.user_id()));
 
 REVOKE ALL ON session_counts FROM PUBLIC, chat_runtime;
 GRANT SELECT ON session_counts TO chat_runtime;

@@ -95,6 +95,7 @@ async def test_list_plans_use_the_session_indexes_and_never_touch_messages(owner
         assert relations <= {"session_counts", "users"}, (sql, relations)
         assert "session_counts" in relations, (sql, relations)
 
+
 async def test_history_page_walks_the_message_index_in_order_and_stops_at_the_limit(owner, database, settings) -> None:
     from app.messages.queries import _PAGE_SQL
 

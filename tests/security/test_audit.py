@@ -123,11 +123,12 @@ def test_clean_copy_has_no_findings(throwaway: Throwaway) -> None:
     assert report.tenant_tables == [
         "public.agent_configs",
         "public.messages",
+        "public.session_counts",
         "public.sessions",
         "public.tenants",
         "public.users",
     ]
-    assert report.policies == 20
+    assert report.policies == 24
     assert throwaway.role in report.runtime_roles
     assert "chat_runtime" in report.runtime_roles
     assert render_table(report).endswith("clean: no findings")
@@ -314,7 +315,8 @@ def test_runtime_role_superuser(throwaway: Throwaway) -> None:
     # A superuser also holds every owner's privileges, so it "owns" every tenant table too.
     assert [f.detail.split(":")[0] for f in report.findings] == [
         "is a superuser",
-        "owns tenant tables public.agent_configs, public.messages, public.sessions, public.tenants, public.users",
+        "owns tenant tables public.agent_configs, public.messages, public.session_counts, public.sessions,"
+        " public.tenants, public.users",
     ]
 
 

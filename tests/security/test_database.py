@@ -15,7 +15,7 @@ import pytest
 
 from tests.factories import World
 
-TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages")
+TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts")
 CONTEXT = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
 
 
