@@ -10,7 +10,9 @@ A scenario whose route is not in the app yet (history and posting arrive with th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -65,9 +67,9 @@ class Context:
 
 
 def app_routes() -> set[tuple[str, str]]:
-    """(method, path) of every route of the app on the current branch."""
+    """(method, path without parameter types) of every route of the app on the current branch."""
     app = create_app(SETTINGS)
-    return {(method, route.path) for route in app.routes for method in getattr(route, "methods", ())}
+    return {(m, re.sub(r":\w+}", "}", route.path)) for route in app.routes for m in getattr(route, "methods", ())}
 
 
 def _compiled(template: str, *args: Any) -> tuple[str, list[Any]]:
@@ -91,9 +93,10 @@ def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offs
     return transaction
 
 
-LIST_ROUTE = ("GET", "/api/{tenant_id:uuid}/sessions")
-HISTORY_ROUTE = ("GET", "/api/{tenant_id:uuid}/sessions/{session_id:uuid}/messages")
-POST_ROUTE = ("POST", "/api/{tenant_id:uuid}/sessions/{session_id:uuid}/messages")
+LIST_ROUTE = ("GET", "/api/{tenant_id}/sessions")
+HISTORY_ROUTE = ("GET", "/api/{tenant_id}/sessions/{session_id}/messages")
+POST_ROUTE = ("POST", "/api/{tenant_id}/sessions/{session_id}/messages")
+POST_BODY = {"role": "user", "content": "Any news on shipment 4711? The customer is asking again."}
 
 
 def list_scenario(ctx: Context, name: str, user_id: str, *, owner: str | None, offset: int = 0) -> Scenario:
@@ -108,19 +111,52 @@ def list_scenario(ctx: Context, name: str, user_id: str, *, owner: str | None, o
     )
 
 
+def _user_lookup(user_id: str) -> tuple[str, list[Any]]:
+    sql, args = user_query(UUID(user_id)).querystrings[0].compile_string(engine_type="postgres")
+    return sql, args
+
+
 def history_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
     """``GET /sessions/{id}/messages`` (first page of 50, oldest first) as the sessions' owner."""
-    token = ctx.token(ctx.loaded.heavy)
+    from app.messages.queries import _PAGE_SQL
+
+    user_id = ctx.loaded.heavy
+    token = ctx.token(user_id)
     requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token) for s in session_ids]
-    return Scenario(name, HISTORY_ROUTE, requests, None, "floor: after the writes branch lands")
+    user_sql, user_args = _user_lookup(user_id)
+    tenant = UUID(ctx.tenant)
+    pages = [_compiled(_PAGE_SQL, tenant, UUID(s), 50, 0, tenant, UUID(s)) for s in session_ids]
+
+    async def transaction(connection: asyncpg.Connection, n: int) -> None:
+        sql, args = pages[n % len(pages)]
+        async with connection.transaction():
+            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id)
+            await connection.fetch(user_sql, *user_args)
+            await connection.fetch(sql, *args)
+
+    return Scenario(name, HISTORY_ROUTE, requests, transaction)
 
 
 def post_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
     """``POST /sessions/{id}/messages`` into the power user's sessions, rotating over them."""
-    token = ctx.token(ctx.loaded.power)
-    body = '{"role": "user", "content": "Any news on shipment 4711? The customer is asking again."}'
+    from app.messages.queries import _ADD_SQL
+
+    user_id = ctx.loaded.power
+    token = ctx.token(user_id)
+    body = json.dumps(POST_BODY)
     requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token, "POST", body) for s in session_ids]
-    return Scenario(name, POST_ROUTE, requests, None, "floor: after the writes branch lands")
+    user_sql, user_args = _user_lookup(user_id)
+    tenant, user = UUID(ctx.tenant), UUID(user_id)
+    inserts = [_compiled(_ADD_SQL, POST_BODY["role"], POST_BODY["content"], tenant, UUID(s), user) for s in session_ids]
+
+    async def transaction(connection: asyncpg.Connection, n: int) -> None:
+        sql, args = inserts[n % len(inserts)]
+        async with connection.transaction():
+            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id)
+            await connection.fetch(user_sql, *user_args)
+            await connection.fetch(sql, *args)
+
+    return Scenario(name, POST_ROUTE, requests, transaction)
 
 
 def run(
