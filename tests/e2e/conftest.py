@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from app.main import create_app
 from app.settings import Settings
@@ -91,7 +91,9 @@ async def browser() -> AsyncIterator[Browser]:
 async def page(browser: Browser) -> AsyncIterator[Page]:
     """A fresh browser context (own storage) at laptop size; script errors and CSP violations fail the test."""
     context = await browser.new_context(viewport=LAPTOP)
-    context.set_default_timeout(10_000)
+    # Generous waits: on a loaded 2-core machine a step can take seconds (none is a timing assertion).
+    context.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)
     tab = await context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
