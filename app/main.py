@@ -22,7 +22,12 @@ from app.agents.controllers import AgentController
 from app.auth.guards import provide_user, tenant_guard
 from app.db.engine import get_engine
 from app.db.selfcheck import check_runtime_role
-from app.db.transaction import RETRY_AFTER_SECONDS, TransactionMiddleware
+from app.db.transaction import (
+    DATABASE_DOWN_ERRORS,
+    RETRY_AFTER_SECONDS,
+    TransactionMiddleware,
+    database_error_response,
+)
 from app.messages.controllers import MessageController
 from app.sessions.controllers import SessionController
 from app.settings import Settings
@@ -49,7 +54,7 @@ async def ready() -> Response[dict[str, str]]:
     """200 when a pooled connection answers ``SELECT 1``, else 503."""
     try:
         async with get_engine().connections.acquire(timeout=1.0) as connection:
-            await connection.fetchval("SELECT 1", timeout=1.0)
+            await connection.execute("SELECT 1", timeout=1.0)  # simple protocol: fine behind any pooler
     except Exception as error:  # noqa: BLE001 - any failure means "not ready"
         log.warning("not ready: %r", error)
         return Response(
@@ -102,9 +107,11 @@ def create_app(
                 "application_name": "chat-sessions-api",
                 "statement_timeout": str(settings.statement_timeout_ms),
             },
+            statement_cache_size=settings.statement_cache_size,
         )
         try:
-            async with engine.connections.acquire() as connection:
+            # In a transaction, so that behind pgbouncer (transaction mode) it stays on one server connection.
+            async with engine.connections.acquire() as connection, connection.transaction():
                 await check_runtime_role(connection)
             engine.require_transaction = True
             yield
@@ -117,14 +124,23 @@ def create_app(
         route_handlers=[SessionController, MessageController, AgentController, MeController, *extra_api_handlers],
         guards=[tenant_guard],
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
-        middleware=[DefineMiddleware(TransactionMiddleware, acquire_timeout=settings.pool_timeout)],
+        middleware=[
+            DefineMiddleware(
+                TransactionMiddleware,
+                acquire_timeout=settings.pool_timeout,
+                statement_timeout_ms=settings.statement_timeout_ms,
+            )
+        ],
         security=[{"BearerToken": []}],
     )
     return Litestar(
         route_handlers=[api, health, ready, *web_handlers(settings)],
         lifespan=[database],
         state=State({"settings": settings}),
-        exception_handlers={ValidationException: validation_error},
+        exception_handlers={
+            ValidationException: validation_error,
+            **dict.fromkeys(DATABASE_DOWN_ERRORS, database_error_response),
+        },
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         openapi_config=OpenAPIConfig(
             title="Chat Sessions API",

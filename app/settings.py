@@ -62,6 +62,7 @@ class Settings:
     pool_max_size: int = 10
     pool_timeout: float = 5.0
     statement_timeout_ms: int = 5000
+    statement_cache_size: int = 100
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +89,7 @@ class Settings:
             pool_max_size=int(text("DB_POOL_MAX_SIZE") or 10),
             pool_timeout=float(text("DB_POOL_TIMEOUT") or 5.0),
             statement_timeout_ms=int(text("DB_STATEMENT_TIMEOUT_MS") or 5000),
+            statement_cache_size=int(text("DB_STATEMENT_CACHE_SIZE") or 100),
         )
 
     @property

@@ -34,6 +34,7 @@ from bench.generate import TENANTS, Loaded
 from bench.harness import Database, Report, Request, Row, Transaction
 
 SETTINGS = Settings(jwt_secret=harness.JWT_SECRET, app_env="production")
+TIMEOUT_MS = str(SETTINGS.statement_timeout_ms)  # SET_CONTEXT_SQL's third parameter
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offs
 
     async def transaction(connection: asyncpg.Connection, _: int) -> None:
         async with connection.transaction():
-            await connection.execute(SET_CONTEXT_SQL, tenant_id, user_id)
+            await connection.execute(SET_CONTEXT_SQL, tenant_id, user_id, TIMEOUT_MS)
             await connection.fetch(user_sql, *user_args)
             await connection.fetch(list_sql, *list_args)
 
@@ -130,7 +131,7 @@ def history_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Sce
     async def transaction(connection: asyncpg.Connection, n: int) -> None:
         sql, args = pages[n % len(pages)]
         async with connection.transaction():
-            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id)
+            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id, TIMEOUT_MS)
             await connection.fetch(user_sql, *user_args)
             await connection.fetch(sql, *args)
 
@@ -152,7 +153,7 @@ def post_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenar
     async def transaction(connection: asyncpg.Connection, n: int) -> None:
         sql, args = inserts[n % len(inserts)]
         async with connection.transaction():
-            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id)
+            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id, TIMEOUT_MS)
             await connection.fetch(user_sql, *user_args)
             await connection.fetch(sql, *args)
 

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
 from app.auth.tokens import InvalidTokenError, decode_token
@@ -17,7 +17,8 @@ from app.users.queries import get_user
 from app.users.schemas import UserInfo
 
 # What every guarded route may answer besides its own codes (for the OpenAPI document).
-GUARD_ERRORS = [NotAuthorizedException, PermissionDeniedException, DatabaseUnavailableError]
+# 404: the router answers it for a path whose tenant_id is not a UUID.
+GUARD_ERRORS = [NotAuthorizedException, PermissionDeniedException, NotFoundException, DatabaseUnavailableError]
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="chat-sessions"'}
 
 

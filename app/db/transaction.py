@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
+from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from piccolo.engine.postgres import PostgresTransaction
@@ -32,7 +33,11 @@ log = logging.getLogger(__name__)
 SCOPE_KEY = "chat.transaction"
 RETRY_AFTER_SECONDS = "1"
 # The request's tenant context, transaction-local (third argument true).
-SET_CONTEXT_SQL = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
+# The request's context and statement timeout, all transaction-local: $1 tenant, $2 user, $3 milliseconds.
+SET_CONTEXT_SQL = (
+    "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), "
+    "set_config('statement_timeout', $3, true)"
+)
 
 
 class DatabaseUnavailableError(HTTPException):
@@ -42,6 +47,37 @@ class DatabaseUnavailableError(HTTPException):
 
     def __init__(self, detail: str = "database unavailable, retry shortly") -> None:
         super().__init__(detail=detail, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+class DatabaseTimeoutError(DatabaseUnavailableError):
+    """A statement ran past the statement timeout (or was cancelled by an operator): 503."""
+
+    def __init__(self) -> None:
+        super().__init__(detail="the database did not answer in time, retry shortly")
+
+
+# Errors that mean "the database is slow, restarting or gone", not "this request is wrong".
+# QueryCanceledError (statement timeout) is one of the operator-intervention class (57).
+DATABASE_DOWN_ERRORS = (
+    asyncpg.OperatorInterventionError,
+    asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError (closed mid-query)
+    OSError,
+)
+
+
+def database_error_response(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    """Exception handler: a slow, restarting or unreachable database is a 503 with Retry-After.
+
+    The body is the usual ``{status_code, detail}``: no SQL text, no driver message.
+    """
+    log.warning("database error in %s %s: %r", request.method, request.url.path, error)
+    answer = DatabaseTimeoutError() if isinstance(error, asyncpg.QueryCanceledError) else DatabaseUnavailableError()
+    return Response(
+        {"status_code": answer.status_code, "detail": answer.detail},
+        status_code=answer.status_code,
+        headers=answer.headers,
+        media_type=MediaType.JSON,
+    )
 
 
 class _PooledTransaction(PostgresTransaction):
@@ -80,9 +116,10 @@ class _PooledTransaction(PostgresTransaction):
 class RequestTransaction:
     """The (lazily opened) transaction of one request."""
 
-    def __init__(self, engine: TenantEngine, acquire_timeout: float) -> None:
+    def __init__(self, engine: TenantEngine, acquire_timeout: float, statement_timeout_ms: int) -> None:
         self.engine = engine
         self.acquire_timeout = acquire_timeout
+        self.statement_timeout_ms = statement_timeout_ms
         self._transaction: _PooledTransaction | None = None
 
     @property
@@ -91,7 +128,11 @@ class RequestTransaction:
         return self._transaction is not None
 
     async def begin(self, tenant_id: UUID, user_id: UUID) -> None:
-        """Open the transaction and set ``app.tenant_id`` / ``app.user_id`` in it, transaction-local."""
+        """Open the transaction and set ``app.tenant_id`` / ``app.user_id`` in it, transaction-local.
+
+        The statement timeout is set transaction-local too, so it holds even behind a pooler
+        (pgbouncer) that drops the pool's start-up ``statement_timeout`` setting.
+        """
         transaction = _PooledTransaction(self.engine, allow_nested=False)
         try:
             await transaction.open(self.acquire_timeout)
@@ -100,6 +141,7 @@ class RequestTransaction:
                 SET_CONTEXT_SQL,
                 str(tenant_id),
                 str(user_id),
+                str(self.statement_timeout_ms),
             )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             # Pool exhausted, database down or restarting, or a pooled connection that died.
@@ -131,13 +173,14 @@ def get_request_transaction(scope: Scope) -> RequestTransaction:
 class TransactionMiddleware:
     """Owns the lifetime of each request's transaction (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, acquire_timeout: float) -> None:
+    def __init__(self, app: ASGIApp, acquire_timeout: float, statement_timeout_ms: int) -> None:
         self.app = app
         self.engine = get_engine()
         self.acquire_timeout = acquire_timeout
+        self.statement_timeout_ms = statement_timeout_ms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        holder = RequestTransaction(self.engine, self.acquire_timeout)
+        holder = RequestTransaction(self.engine, self.acquire_timeout, self.statement_timeout_ms)
         scope[SCOPE_KEY] = holder  # type: ignore[literal-required]
         replaced = False
 
