@@ -24,6 +24,7 @@ from app.db.engine import get_engine
 from app.db.selfcheck import check_runtime_role
 from app.db.transaction import (
     DATABASE_DOWN_ERRORS,
+    DRIVER_ERRORS,
     RETRY_AFTER_SECONDS,
     TransactionMiddleware,
     database_error_response,
@@ -139,7 +140,7 @@ def create_app(
         state=State({"settings": settings}),
         exception_handlers={
             ValidationException: validation_error,
-            **dict.fromkeys(DATABASE_DOWN_ERRORS, database_error_response),
+            **dict.fromkeys(DATABASE_DOWN_ERRORS + DRIVER_ERRORS, database_error_response),
         },
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         openapi_config=OpenAPIConfig(

@@ -80,8 +80,8 @@ class EmbeddedPostgres:
         """Start (or join) the server and return a superuser DSN to its ``postgres`` database."""
         return self.dsn(self.start_port())
 
-    def start_port(self) -> int:
-        """Start (or join) the server and return its TCP port on 127.0.0.1."""
+    def start_port(self, port: int | None = None) -> int:
+        """Start (or join) the server and return its TCP port on 127.0.0.1 (``port``, or a free one)."""
         self.pgdata.mkdir(parents=True, exist_ok=True)
         if self._user:
             self._prepare_as_root()
@@ -93,7 +93,7 @@ class EmbeddedPostgres:
             self._run("pg_ctl", "-w", "-m", "fast", "stop")
         if not (self.pgdata / "PG_VERSION").exists():
             self._run("initdb", "--auth=trust", "--encoding=UTF8", "--no-locale", "-U", "postgres")
-        port = _free_port()
+        port = port or _free_port()
         options = f"-h 127.0.0.1 -p {port} -k {self.pgdata} -c fsync=off -c max_connections=200"
         self._run("pg_ctl", "-w", "-t", "60", "-l", str(self.pgdata / "server.log"), "-o", options, "start")
         self.owner_file.write_text(json.dumps({"pid": os.getpid(), "port": port}))

@@ -61,15 +61,23 @@ class DatabaseTimeoutError(DatabaseUnavailableError):
 DATABASE_DOWN_ERRORS = (
     asyncpg.OperatorInterventionError,
     asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError (closed mid-query)
-    OSError,
+    asyncpg.exceptions.InternalClientError,  # protocol out of step: the server vanished mid-exchange
+    OSError,  # includes TimeoutError and ConnectionRefusedError
 )
+# Driver errors that mean the same only when the request's connection is gone (otherwise a bug).
+DRIVER_ERRORS = (asyncpg.InterfaceError,)
 
 
 def database_error_response(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     """Exception handler: a slow, restarting or unreachable database is a 503 with Retry-After.
 
-    The body is the usual ``{status_code, detail}``: no SQL text, no driver message.
+    The body is the usual ``{status_code, detail}``: no SQL text, no driver message. A
+    driver error on a connection that is still open is a bug: 500.
     """
+    holder = cast("RequestTransaction | None", request.scope.get(SCOPE_KEY))
+    if not isinstance(error, DATABASE_DOWN_ERRORS) and not (holder and holder.connection_lost):
+        log.error("database driver error in %s %s", request.method, request.url.path, exc_info=error)
+        return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
     log.warning("database error in %s %s: %r", request.method, request.url.path, error)
     answer = DatabaseTimeoutError() if isinstance(error, asyncpg.QueryCanceledError) else DatabaseUnavailableError()
     return Response(
@@ -105,10 +113,18 @@ class _PooledTransaction(PostgresTransaction):
     async def close(self, commit: bool) -> None:
         try:
             await (self.transaction.commit() if commit else self.transaction.rollback())
+        except Exception as error:
+            # Asked before the release below: did the connection die under COMMIT/ROLLBACK?
+            if isinstance(error, DATABASE_DOWN_ERRORS) or self.connection.is_closed():
+                raise DatabaseUnavailableError from error
+            raise
         finally:
             try:
                 # Resets the connection (ROLLBACK if still needed) or terminates a broken one.
                 await self.engine.connections.release(self.connection)
+            except Exception as error:  # noqa: BLE001  # pragma: no cover - the server dying between COMMIT and reset
+                # asyncpg terminated the connection; the outcome of COMMIT above stands.
+                log.warning("pooled connection terminated on release: %r", error)
             finally:
                 self.engine.current_transaction.reset(self.context)
 
@@ -127,6 +143,11 @@ class RequestTransaction:
         """True between ``begin()`` and the end of the request."""
         return self._transaction is not None
 
+    @property
+    def connection_lost(self) -> bool:
+        """True when the request's connection died (server stopped or restarted, network cut)."""
+        return self._transaction is not None and bool(self._transaction.connection.is_closed())
+
     async def begin(self, tenant_id: UUID, user_id: UUID) -> None:
         """Open the transaction and set ``app.tenant_id`` / ``app.user_id`` in it, transaction-local.
 
@@ -143,7 +164,7 @@ class RequestTransaction:
                 str(user_id),
                 str(self.statement_timeout_ms),
             )
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except (*DATABASE_DOWN_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             # Pool exhausted, database down or restarting, or a pooled connection that died.
             log.warning("no database connection for the request: %r", error)
             raise DatabaseUnavailableError from error
@@ -151,8 +172,8 @@ class RequestTransaction:
     async def finish(self, commit: bool) -> None:
         """Commit or roll back, return the connection to the pool, forget the transaction.
 
-        A failed commit raises; a failed rollback is logged (the connection is released
-        or terminated either way).
+        A failed commit raises (``DatabaseUnavailableError`` when the connection was lost);
+        a failed rollback is logged (the connection is released or terminated either way).
         """
         transaction, self._transaction = self._transaction, None
         assert transaction is not None, "finish() without begin()"
@@ -191,6 +212,12 @@ class TransactionMiddleware:
             if message["type"] == "http.response.start" and holder.is_open:
                 try:
                     await holder.finish(commit=message["status"] < 400)
+                except DatabaseUnavailableError as error:
+                    # The database went away before the commit: a 503 like any other outage.
+                    log.warning("commit failed, database connection lost: %r", error.__cause__)
+                    replaced = True
+                    await _send_error(send, 503, error.detail, RETRY_AFTER_SECONDS)
+                    return
                 except Exception:
                     log.exception("commit failed")
                     replaced = True
@@ -205,15 +232,12 @@ class TransactionMiddleware:
                 await holder.finish(commit=False)
 
 
-async def _send_error(send: Send, status: int, detail: str) -> None:
+async def _send_error(send: Send, status: int, detail: str, retry_after: str | None = None) -> None:
     import msgspec
 
     body = msgspec.json.encode({"status_code": status, "detail": detail})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after:
+        headers.append((b"retry-after", retry_after.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

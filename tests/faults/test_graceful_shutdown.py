@@ -1,0 +1,57 @@
+"""Graceful shutdown: SIGTERM while a request is in flight; the server stops listening, the request completes.
+
+A real ``python -m app serve`` process; the request is held in flight by a lock the owner
+keeps on ``sessions`` (so it is inside PostgreSQL, holding its transaction, when SIGTERM comes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import TEST_JWT_SECRET
+from tests.factories import World
+from tests.faults.test_slow_database import sessions_locked, wait_for_lock_waiters
+from tests.live import live_server
+
+
+async def test_sigterm_lets_the_in_flight_request_finish_then_the_server_exits_cleanly(
+    database, world: World, owner: asyncpg.Pool
+) -> None:
+    env = {
+        "DATABASE_URL": database.owner_dsn,
+        "APP_DATABASE_URL": database.runtime_dsn,
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "DB_STATEMENT_TIMEOUT_MS": "60000",
+    }
+    with live_server(env) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            async with sessions_locked(owner):
+                in_flight = asyncio.create_task(http.get(world.a.path(), headers=world.a.alice.headers))
+                await wait_for_lock_waiters(owner, 1)
+                server.process.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                await asyncio.sleep(1.0)
+                still_running = server.process.poll() is None
+                async with httpx.AsyncClient(base_url=server.url) as newcomer:
+                    with pytest.raises(httpx.ConnectError):  # no longer accepting connections
+                        await newcomer.get("/health")
+                assert not in_flight.done()
+            response = await in_flight
+        exit_code = await asyncio.to_thread(server.process.wait, 30)
+        exited = time.monotonic()
+        log = server.output()
+    print(f"\nSIGTERM → in-flight request {response.status_code}, exit {exit_code} after {exited - signalled:.2f} s")
+    assert still_running
+    assert response.status_code == 200
+    assert {s["session_id"] for s in response.json()["sessions"]} == {
+        str(s) for s in world.a.sessions[world.a.alice.user_id]
+    }
+    # uvicorn re-raises the signal once its graceful shutdown is done: killed by SIGTERM, not crashed.
+    assert exit_code == -signal.SIGTERM, log
+    assert "Traceback" not in log, log
