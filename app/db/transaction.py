@@ -88,6 +88,14 @@ def database_error_response(request: Request[Any, Any, Any], error: Exception) -
     )
 
 
+def _is_lost(connection: asyncpg.Connection) -> bool:
+    """True when ``connection`` is closed, or already taken back by the pool because it died."""
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
 class _PooledTransaction(PostgresTransaction):
     """Piccolo's transaction, opened with a bounded wait for the pool and always released.
 
@@ -115,7 +123,7 @@ class _PooledTransaction(PostgresTransaction):
             await (self.transaction.commit() if commit else self.transaction.rollback())
         except Exception as error:
             # Asked before the release below: did the connection die under COMMIT/ROLLBACK?
-            if isinstance(error, DATABASE_DOWN_ERRORS) or self.connection.is_closed():
+            if isinstance(error, DATABASE_DOWN_ERRORS) or _is_lost(self.connection):
                 raise DatabaseUnavailableError from error
             raise
         finally:
@@ -146,7 +154,7 @@ class RequestTransaction:
     @property
     def connection_lost(self) -> bool:
         """True when the request's connection died (server stopped or restarted, network cut)."""
-        return self._transaction is not None and bool(self._transaction.connection.is_closed())
+        return self._transaction is not None and _is_lost(self._transaction.connection)
 
     async def begin(self, tenant_id: UUID, user_id: UUID) -> None:
         """Open the transaction and set ``app.tenant_id`` / ``app.user_id`` in it, transaction-local.

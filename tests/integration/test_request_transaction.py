@@ -70,6 +70,12 @@ class ProbeController(Controller):
         async with get_engine().connections.acquire() as other:
             await other.execute("SELECT pg_terminate_backend($1)", pid)
 
+    @post("/deferred-violation", status_code=200)
+    async def deferred_violation(self) -> None:
+        # A deferred constraint fails at COMMIT on a healthy connection.
+        await Session.raw("CREATE TEMP TABLE probe_once (x int UNIQUE DEFERRABLE INITIALLY DEFERRED) ON COMMIT DROP")
+        await Session.raw("INSERT INTO probe_once VALUES (1), (1)")
+
     @post("/die-and-raise")
     async def die_and_raise(self) -> None:
         try:
@@ -182,9 +188,14 @@ async def test_dead_pooled_connections_give_one_503_then_the_pool_recovers(
 
 async def test_a_failed_commit_is_answered_500_not_the_handlers_success(app_with, world: World) -> None:
     async with app_with(handlers=(ProbeController,), pool_max_size=2) as http:
+        refused = await http.post(world.a.path("probe/deferred-violation"), headers=world.a.alice.headers)
+        assert refused.status_code == 500
+        assert refused.json() == {"status_code": 500, "detail": "the change could not be saved"}
+        # The connection died before COMMIT: an outage like any other, 503 + Retry-After.
         died = await http.post(world.a.path("probe/die"), headers=world.a.alice.headers)
-        assert died.status_code == 500
-        assert died.json() == {"status_code": 500, "detail": "the change could not be saved"}
+        assert died.status_code == 503
+        assert died.headers["retry-after"] == "1"
+        assert died.json() == {"status_code": 503, "detail": "database unavailable, retry shortly"}
         raised = await http.post(world.a.path("probe/die-and-raise"), headers=world.a.alice.headers)
         assert raised.status_code == 500
         # The single pooled connection was replaced: the app still answers.
