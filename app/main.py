@@ -30,6 +30,7 @@ from app.db.transaction import (
     database_error_response,
 )
 from app.messages.controllers import MessageController
+from app.openapi import ClosedStructSchemaPlugin
 from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController
@@ -135,6 +136,7 @@ def create_app(
         security=[{"BearerToken": []}],
     )
     return Litestar(
+        plugins=[ClosedStructSchemaPlugin()],
         route_handlers=[api, health, ready, *web_handlers(settings)],
         lifespan=[database],
         state=State({"settings": settings}),

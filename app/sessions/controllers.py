@@ -20,7 +20,7 @@ from app.users.schemas import UserInfo
 # handler's signature (400 naming ``session_id``) instead of failing route matching (404).
 SESSION_PATH = "/{session_id:str}"
 SessionId = FromPath[UUID]
-SESSION_ERRORS = [*GUARD_ERRORS, NotFoundException, ValidationException]
+SESSION_ERRORS = [*GUARD_ERRORS, ValidationException]  # GUARD_ERRORS has the 404 (one class per status)
 
 
 def session_not_found() -> NotFoundException:
