@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Modules held at 100% coverage: the queries, auth and database context.
 FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/users/queries.py,app/auth/*.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py
 
-.PHONY: help install run test lint format bench bench-scale bench-variants bench-tools clean chromium
+.PHONY: help install run test lint format bench bench-scale bench-variants bench-tools clean chromium pgbouncer
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ run: $(STAMP)  ## embedded PostgreSQL (unless DATABASE_URL), migrate, seed, serv
 	@$(BIN)/python -m app token anna@etms.example
 	$(BIN)/python -m app serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) chromium  ## the whole suite on a throwaway PostgreSQL (TEST_DATABASE_URL to use a server), with coverage
+test: $(STAMP) chromium pgbouncer  ## the whole suite on a throwaway PostgreSQL (TEST_DATABASE_URL to use a server), with coverage
 	$(BIN)/python -m pytest --cov=app --cov-report=term $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --include='$(FULL_COVERAGE)' --fail-under=100
 
@@ -58,3 +58,6 @@ clean:  ## remove .venv, .data (embedded PostgreSQL) and caches
 
 chromium:  ## Debian's chromium for the end-to-end tests (installed with apt-get when /usr/bin/chromium is missing)
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+pgbouncer:  ## Debian's pgbouncer for the scale-out tests (installed with apt-get when /usr/sbin/pgbouncer is missing)
+	@test -x /usr/sbin/pgbouncer || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer; }
