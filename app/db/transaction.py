@@ -62,7 +62,8 @@ DATABASE_DOWN_ERRORS = (
     asyncpg.OperatorInterventionError,
     asyncpg.PostgresConnectionError,  # includes ConnectionDoesNotExistError (closed mid-query)
     asyncpg.exceptions.InternalClientError,  # protocol out of step: the server vanished mid-exchange
-    OSError,  # includes TimeoutError and ConnectionRefusedError
+    ConnectionError,  # refused, reset, broken pipe
+    TimeoutError,
 )
 # Driver errors that mean the same only when the request's connection is gone (otherwise a bug).
 DRIVER_ERRORS = (asyncpg.InterfaceError,)
@@ -172,7 +173,7 @@ class RequestTransaction:
                 str(user_id),
                 str(self.statement_timeout_ms),
             )
-        except (*DATABASE_DOWN_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except (*DATABASE_DOWN_ERRORS, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             # Pool exhausted, database down or restarting, or a pooled connection that died.
             log.warning("no database connection for the request: %r", error)
             raise DatabaseUnavailableError from error
