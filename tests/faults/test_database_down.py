@@ -60,7 +60,7 @@ async def dedicated() -> AsyncIterator[Dedicated]:
             jwt_secret=TEST_JWT_SECRET,
             pool_min_size=2,
             pool_max_size=4,
-            pool_timeout=1.0,
+            pool_timeout=5.0,  # generous under a loaded CI; while the server is down connects fail at once
         )
         yield Dedicated(server, port, settings, world)
     finally:

@@ -111,7 +111,8 @@ def through_pgbouncer(database) -> Iterator[tuple[str, list[str]]]:
             "JWT_SECRET": TEST_JWT_SECRET,
             "DB_STATEMENT_CACHE_SIZE": "0",
             "DB_POOL_MAX_SIZE": "8",
-            "DB_STATEMENT_TIMEOUT_MS": "1000",
+            "DB_STATEMENT_TIMEOUT_MS": "3000",
+            "DB_POOL_TIMEOUT": "30",  # the load test measures, it must not shed load
         }
         servers = [stack.enter_context(live_server(env)) for _ in range(2)]
         yield dsn, [server.url for server in servers]
