@@ -222,6 +222,9 @@ async def test_errors_are_shown_never_a_blank_page(
     dave = await create_user(owner, world.a.tenant_id, "supporter", world.secret)
     await page.get_by_role("button", name="Sign out").click()
     await sign_in(page, live_server, dave)
+    # Let the page finish loading first: removing dave mid-load would send it back to sign-in early.
+    await expect(page.locator("#empty-state")).to_be_visible()
+    await expect(page.get_by_role("button", name="New session")).to_be_enabled()
     await owner.execute("DELETE FROM users WHERE user_id = $1", dave.user_id)
     await page.get_by_role("button", name="New session").click()
     await expect(page.locator("#signin-view")).to_be_visible()
