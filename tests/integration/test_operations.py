@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +25,7 @@ from app.db.selfcheck import UnsafeRoleError
 from app.main import create_app
 from app.seed import demo_email, demo_id
 from app.settings import Settings
+from tests.live import free_port, live_server
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -145,43 +143,18 @@ async def test_health_ready_and_openapi(client) -> None:
     assert "BearerToken" in schema["components"]["securitySchemes"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_python_m_app_serve_starts_a_real_server_and_stops_on_sigterm(database) -> None:
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.runtime_dsn}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            time.sleep(0.2)
-        assert httpx.get(f"http://127.0.0.1:{port}/api/{uuid.uuid4()}/sessions").status_code == 401
-    finally:
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=20) == 0
+def test_python_m_app_serve_starts_a_real_server(database) -> None:
+    env = {"DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.runtime_dsn}
+    with live_server(env) as server:  # waits for /ready = 200
+        assert httpx.get(f"{server.url}/api/{uuid.uuid4()}/sessions").status_code == 401
+        assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
+    assert server.process.returncode is not None  # stopped by SIGTERM
 
 
 def test_python_m_app_serve_exits_with_a_clear_message_for_a_superuser_role(database) -> None:
     env = {**os.environ, "DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.owner_dsn}
     result = subprocess.run(
-        [sys.executable, "-m", "app", "serve", "--port", str(_free_port())],
+        [sys.executable, "-m", "app", "serve", "--port", str(free_port())],
         cwd=PROJECT,
         env=env,
         capture_output=True,
