@@ -200,3 +200,12 @@ async def snapshot(owner: asyncpg.Pool, session_id: uuid.UUID) -> tuple[dict[str
         "SELECT * FROM messages WHERE session_id = $1 ORDER BY created_at, message_id", session_id
     )
     return (dict(row) if row else None, [dict(m) for m in messages])
+
+
+async def set_context(connection: asyncpg.Connection, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Set the request context as the API does: transaction-local (call it inside a transaction)."""
+    await connection.execute(
+        "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
+        str(tenant_id),
+        str(user_id),
+    )

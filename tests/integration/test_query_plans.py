@@ -11,7 +11,7 @@ import asyncpg
 from piccolo.querystring import QueryString
 
 from app.sessions.queries import _count_sql, _page_sql
-from tests.factories import TestUser, create_tenant, create_user
+from tests.factories import TestUser, create_tenant, create_user, set_context
 
 
 def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -25,11 +25,7 @@ async def explain(database, user: TestUser, sql: str, *args: Any) -> list[dict[s
     connection = await asyncpg.connect(database.runtime_dsn)
     try:
         async with connection.transaction():
-            await connection.execute(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-                str(user.tenant_id),
-                str(user.user_id),
-            )
+            await set_context(connection, user.tenant_id, user.user_id)
             rows = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {compiled}", *values)
     finally:
         await connection.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.factories import TestUser, World, create_session
+from tests.factories import TestUser, World, create_session, set_context
 
 
 async def counted(owner: asyncpg.Pool, user: TestUser) -> tuple[int, int]:
@@ -40,11 +40,7 @@ async def test_runtime_role_writes_sessions_and_the_counter_follows_but_cannot_t
     connection = await asyncpg.connect(database.runtime_dsn)
     try:
         async with connection.transaction():
-            await connection.execute(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-                str(alice.tenant_id),
-                str(alice.user_id),
-            )
+            await set_context(connection, alice.tenant_id, alice.user_id)
             created = await connection.fetchval(
                 "INSERT INTO sessions (tenant_id, user_id) VALUES ($1, $2) RETURNING session_id",
                 alice.tenant_id,
@@ -54,11 +50,7 @@ async def test_runtime_role_writes_sessions_and_the_counter_follows_but_cannot_t
             await connection.execute("DELETE FROM sessions WHERE session_id = $1", created)
             assert await connection.fetchval("SELECT sessions FROM session_counts") == 3
         async with connection.transaction():
-            await connection.execute(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-                str(alice.tenant_id),
-                str(alice.user_id),
-            )
+            await set_context(connection, alice.tenant_id, alice.user_id)
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await connection.execute("UPDATE session_counts SET sessions = 1000")
     finally:

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.factories import World, make_token
+from tests.factories import World, make_token, set_context
 
 TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts")
 
@@ -84,11 +84,7 @@ async def test_runtime_role_without_context_reads_zero_rows_from_every_tenant_ta
             assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0, table
         # After a transaction-local context ends, the settings read '' on this connection: still zero rows.
         async with connection.transaction():
-            await connection.execute(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-                str(world.a.tenant_id),
-                str(world.a.admin.user_id),
-            )
+            await set_context(connection, world.a.tenant_id, world.a.admin.user_id)
             assert await connection.fetchval("SELECT count(*) FROM sessions") == 6
         assert await connection.fetchval("SELECT current_setting('app.tenant_id', true)") == ""
         for table in TENANT_TABLES:
@@ -101,11 +97,7 @@ async def test_runtime_role_with_a_context_sees_only_that_tenant(world: World, d
     connection = await asyncpg.connect(database.runtime_dsn)
     try:
         async with connection.transaction():
-            await connection.execute(
-                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-                str(world.b.tenant_id),
-                str(world.b.alice.user_id),
-            )
+            await set_context(connection, world.b.tenant_id, world.b.alice.user_id)
             for table in TENANT_TABLES:
                 tenants = await connection.fetch(f"SELECT DISTINCT tenant_id FROM {table}")
                 assert [r["tenant_id"] for r in tenants] == [world.b.tenant_id], table

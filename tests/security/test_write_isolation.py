@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.factories import TestTenant, TestUser, World, snapshot
+from tests.factories import TestTenant, TestUser, World, set_context, snapshot
 
 # Every route that names a session: (method, path under /api/{tenant_id}/, body).
 SESSION_ROUTES = [
@@ -100,14 +100,6 @@ async def test_admin_writes_their_own_session(client, world: World, owner) -> No
 # -- the database itself, as the runtime role ---------------------------------------------------
 
 
-async def set_context(connection: asyncpg.Connection, user: TestUser) -> None:
-    await connection.execute(
-        "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-        str(user.tenant_id),
-        str(user.user_id),
-    )
-
-
 async def test_runtime_role_in_a_context_cannot_insert_rows_of_b(world: World, database, owner) -> None:
     a, b = world.a, world.b
     b_session = b.sessions[b.alice.user_id][0]
@@ -140,7 +132,7 @@ async def test_runtime_role_in_a_context_cannot_insert_rows_of_b(world: World, d
         for _what, sql, args in attempts:
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):  # noqa: PT012
                 async with connection.transaction():
-                    await set_context(connection, a.alice)
+                    await set_context(connection, a.alice.tenant_id, a.alice.user_id)
                     await connection.execute(sql, *args)
     finally:
         await connection.close()
@@ -157,7 +149,7 @@ async def test_runtime_role_writes_only_the_context_users_own_sessions(world: Wo
     try:
         for user in (a.admin, a.bob):
             async with connection.transaction():
-                await set_context(connection, user)
+                await set_context(connection, user.tenant_id, user.user_id)
                 visible = await connection.fetchval(
                     "SELECT count(*) FROM sessions WHERE session_id = $1", alice_session
                 )
@@ -172,7 +164,7 @@ async def test_runtime_role_writes_only_the_context_users_own_sessions(world: Wo
                 )
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):  # noqa: PT012
                 async with connection.transaction():
-                    await set_context(connection, user)
+                    await set_context(connection, user.tenant_id, user.user_id)
                     await connection.execute(
                         "INSERT INTO messages (tenant_id, session_id, role, content) VALUES ($1, $2, 'user', 'x')",
                         a.tenant_id,
@@ -180,21 +172,21 @@ async def test_runtime_role_writes_only_the_context_users_own_sessions(world: Wo
                     )
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):  # noqa: PT012
                 async with connection.transaction():
-                    await set_context(connection, user)
+                    await set_context(connection, user.tenant_id, user.user_id)
                     await connection.execute(
                         "INSERT INTO sessions (tenant_id, user_id) VALUES ($1, $2)", a.tenant_id, a.alice.user_id
                     )
         # The owner moving her own session to another user is refused by WITH CHECK.
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):  # noqa: PT012
             async with connection.transaction():
-                await set_context(connection, a.alice)
+                await set_context(connection, a.alice.tenant_id, a.alice.user_id)
                 await connection.execute(
                     "UPDATE sessions SET user_id = $1 WHERE session_id = $2", a.bob.user_id, alice_session
                 )
         # Messages are append-only for the runtime role.
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):  # noqa: PT012
             async with connection.transaction():
-                await set_context(connection, a.alice)
+                await set_context(connection, a.alice.tenant_id, a.alice.user_id)
                 await connection.execute("DELETE FROM messages WHERE session_id = $1", alice_session)
     finally:
         await connection.close()
