@@ -1,7 +1,7 @@
 """The measured scenarios: HTTP requests for wrk, and the same transaction for the floor.
 
 The floor replays the app's own SQL: ``SET_CONTEXT_SQL`` of the request transaction, the
-user lookup of ``app.users.queries.user_query`` and the page and count queries of
+user lookup ``app.users.queries.USER_SQL`` and the page and count queries of
 ``app.sessions.queries``, compiled by Piccolo exactly as the app runs them.
 A scenario whose route is not in the app yet (history and posting arrive with the
 ``writes`` branch) is listed and reported as pending.
@@ -28,7 +28,7 @@ from app.db.transaction import SET_CONTEXT_SQL
 from app.main import create_app
 from app.sessions.queries import _list_sql
 from app.settings import Settings
-from app.users.queries import user_query
+from app.users.queries import USER_SQL
 from bench import harness
 from bench.generate import TENANTS, Loaded
 from bench.harness import Database, Report, Request, Row, Transaction
@@ -78,12 +78,16 @@ def _compiled(template: str, *args: Any) -> tuple[str, list[Any]]:
     return sql, values
 
 
+def _user_lookup(user_id: str) -> tuple[str, list[Any]]:
+    return _compiled(USER_SQL, UUID(user_id))
+
+
 def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
     """The list request's transaction, as the app runs it, without HTTP."""
     by_user = owner is not None
     filters = (UUID(tenant_id), UUID(owner)) if owner else (UUID(tenant_id),)
     list_sql, list_args = _compiled(_list_sql(by_user, "updated_at", "desc"), *filters, *filters, limit, offset)
-    user_sql, user_args = user_query(UUID(user_id)).querystrings[0].compile_string(engine_type="postgres")
+    user_sql, user_args = _user_lookup(user_id)
 
     async def transaction(connection: asyncpg.Connection, _: int) -> None:
         async with connection.transaction():
@@ -110,11 +114,6 @@ def list_scenario(ctx: Context, name: str, user_id: str, *, owner: str | None, o
         [Request(path, ctx.token(user_id))],
         list_floor(ctx.tenant, user_id, owner, 10, offset),
     )
-
-
-def _user_lookup(user_id: str) -> tuple[str, list[Any]]:
-    sql, args = user_query(UUID(user_id)).querystrings[0].compile_string(engine_type="postgres")
-    return sql, args
 
 
 def history_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
