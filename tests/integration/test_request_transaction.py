@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
@@ -16,6 +16,9 @@ from app.db.engine import get_engine
 from app.tables import Session
 from app.users.schemas import UserInfo
 from tests.factories import World
+
+if TYPE_CHECKING:
+    from tests.conftest import TestDatabase
 
 
 async def _context() -> dict[str, str]:
@@ -202,11 +205,11 @@ async def test_a_failed_commit_is_answered_500_not_the_handlers_success(app_with
         assert (await http.get(world.a.path(), headers=world.a.alice.headers)).status_code == 200
 
 
-def test_the_engine_says_when_its_pool_is_not_running() -> None:
-    from app.db.engine import TenantEngine, get_engine
+def test_the_engine_says_when_its_pool_is_not_running(database: TestDatabase) -> None:
+    from app.db.engine import TenantEngine
 
-    # The test database's DSN: Piccolo looks up the server version of a new engine in the background.
-    engine = TenantEngine(config=dict(get_engine().config))
+    # A reachable server: Piccolo looks up the server version of a new engine in the background.
+    engine = TenantEngine(config={"dsn": database.owner_dsn})
     with pytest.raises(RuntimeError, match="pool is not running"):
         _ = engine.connections
 
