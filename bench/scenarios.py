@@ -78,24 +78,28 @@ def _compiled(template: str, *args: Any) -> tuple[str, list[Any]]:
     return sql, values
 
 
-def _user_lookup(user_id: str) -> tuple[str, list[Any]]:
-    return _compiled(USER_SQL, UUID(user_id))
+def replay(tenant_id: str, user_id: str, queries: Sequence[tuple[str, list[Any]]]) -> Transaction:
+    """A request's transaction as the app runs it, without HTTP: BEGIN, the context, the guard's user
+    lookup, then the route's query (the n-th transaction takes ``queries[n % len(queries)]``), COMMIT."""
+    user_sql, user_args = _compiled(USER_SQL, UUID(user_id))
 
-
-def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
-    """The list request's transaction, as the app runs it, without HTTP."""
-    by_user = owner is not None
-    filters = (UUID(tenant_id), UUID(owner)) if owner else (UUID(tenant_id),)
-    list_sql, list_args = _compiled(_list_sql(by_user, "updated_at", "desc"), *filters, *filters, limit, offset)
-    user_sql, user_args = _user_lookup(user_id)
-
-    async def transaction(connection: asyncpg.Connection, _: int) -> None:
+    async def transaction(connection: asyncpg.Connection, n: int) -> None:
+        sql, args = queries[n % len(queries)]
         async with connection.transaction():
             await connection.execute(SET_CONTEXT_SQL, tenant_id, user_id, TIMEOUT_MS)
             await connection.fetch(user_sql, *user_args)
-            await connection.fetch(list_sql, *list_args)
+            await connection.fetch(sql, *args)
 
     return transaction
+
+
+def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
+    """The list request's transaction."""
+    by_user = owner is not None
+    filters = (UUID(tenant_id), UUID(owner)) if owner else (UUID(tenant_id),)
+    return replay(
+        tenant_id, user_id, [_compiled(_list_sql(by_user, "updated_at", "desc"), *filters, *filters, limit, offset)]
+    )
 
 
 LIST_ROUTE = ("GET", "/api/{tenant_id}/sessions")
@@ -123,18 +127,9 @@ def history_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Sce
     user_id = ctx.loaded.heavy
     token = ctx.token(user_id)
     requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token) for s in session_ids]
-    user_sql, user_args = _user_lookup(user_id)
     tenant = UUID(ctx.tenant)
     pages = [_compiled(_PAGE_SQL, tenant, UUID(s), 50, 0, tenant, UUID(s)) for s in session_ids]
-
-    async def transaction(connection: asyncpg.Connection, n: int) -> None:
-        sql, args = pages[n % len(pages)]
-        async with connection.transaction():
-            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id, TIMEOUT_MS)
-            await connection.fetch(user_sql, *user_args)
-            await connection.fetch(sql, *args)
-
-    return Scenario(name, HISTORY_ROUTE, requests, transaction)
+    return Scenario(name, HISTORY_ROUTE, requests, replay(ctx.tenant, user_id, pages))
 
 
 def post_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
@@ -145,18 +140,9 @@ def post_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenar
     token = ctx.token(user_id)
     body = json.dumps(POST_BODY)
     requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token, "POST", body) for s in session_ids]
-    user_sql, user_args = _user_lookup(user_id)
     tenant, user = UUID(ctx.tenant), UUID(user_id)
     inserts = [_compiled(_ADD_SQL, POST_BODY["role"], POST_BODY["content"], tenant, UUID(s), user) for s in session_ids]
-
-    async def transaction(connection: asyncpg.Connection, n: int) -> None:
-        sql, args = inserts[n % len(inserts)]
-        async with connection.transaction():
-            await connection.execute(SET_CONTEXT_SQL, ctx.tenant, user_id, TIMEOUT_MS)
-            await connection.fetch(user_sql, *user_args)
-            await connection.fetch(sql, *args)
-
-    return Scenario(name, POST_ROUTE, requests, transaction)
+    return Scenario(name, POST_ROUTE, requests, replay(ctx.tenant, user_id, inserts))
 
 
 def run(
