@@ -1,7 +1,5 @@
 """Entry point of ``python -m app``."""
 
-import sys
+from app.cli import run
 
-from app.cli import main
-
-sys.exit(main())
+run()

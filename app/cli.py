@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,3 +160,28 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "token":
             return cmd_token(settings, args.email, args.ttl)
         return cmd_serve(settings, args.host, args.port, args.workers)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: unwind, so that the embedded server this process started is stopped."""
+
+
+def _terminate(_signal: int, _frame: object) -> None:
+    raise Terminated
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The process entry point of ``python -m app``: ``main()``, then exit with its status.
+
+    SIGTERM unwinds the command (stopping the embedded server it started), then ends the
+    process by SIGTERM as usual. uvicorn finishes its graceful shutdown first and then
+    raises the signal again, which without this handler would end the process on the spot.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        status = main(argv)
+    except Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
+        status = 128 + signal.SIGTERM  # not reached: the default action ends the process
+    sys.exit(status)

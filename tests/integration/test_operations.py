@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -35,6 +38,9 @@ def pg_dir() -> Iterator[Path]:
     """A private directory for an embedded server (not pytest's tmp_path, which concurrent runs prune)."""
     path = Path(tempfile.mkdtemp(prefix="chat-test-embedded-"))
     yield path
+    for pid_file in path.glob("*/postmaster.pid"):  # a server a failed test left running: fast shutdown
+        with contextlib.suppress(ValueError, OSError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -230,3 +236,47 @@ async def test_upgrade_prints_the_sql_a_dba_must_run_when_the_migrator_cannot_cr
     assert "CREATE ROLE chat_runtime NOLOGIN;" in str(error.value)
     assert "CREATE ROLE chat_app_missing LOGIN NOSUPERUSER NOBYPASSRLS" in str(error.value)
     assert "GRANT chat_runtime TO chat_app_missing;" in str(error.value)
+
+
+def _cli_on(pgdata: Path, *args: str) -> list[str]:
+    """``python -m app ARGS`` with the embedded server's data under ``pgdata`` (no ``DATABASE_URL``)."""
+    script = "import sys; from pathlib import Path; import app.cli as cli; cli.EMBEDDED_DATA = Path(sys.argv[1]); "
+    return [sys.executable, "-c", script + "cli.run(sys.argv[2:])", str(pgdata), *args]
+
+
+def test_sigterm_to_serve_also_stops_the_embedded_server_it_started(pg_dir: Path) -> None:
+    pgdata = pg_dir / "postgres"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "APP_DATABASE_URL")}
+    subprocess.run(_cli_on(pgdata, "db", "upgrade"), cwd=PROJECT, env=env, capture_output=True, timeout=120, check=True)
+    port = free_port()
+    serve = subprocess.Popen(
+        _cli_on(pgdata, "serve", "--port", str(port)),
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(f"http://127.0.0.1:{port}/ready"):
+            assert serve.poll() is None, serve.stderr.read().decode() if serve.stderr else ""
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.2)
+        assert EmbeddedPostgres(pgdata).running()
+        serve.send_signal(signal.SIGTERM)
+        exit_code = serve.wait(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    stderr = serve.stderr.read().decode() if serve.stderr else ""
+    assert exit_code == -signal.SIGTERM, stderr  # still ends by the signal, as a supervisor expects
+    assert "Traceback" not in stderr, stderr
+    assert not EmbeddedPostgres(pgdata).running()  # and no PostgreSQL is left behind
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
