@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,7 +27,7 @@ from app.db.selfcheck import UnsafeRoleError
 from app.main import create_app
 from app.seed import demo_email, demo_id
 from app.settings import Settings
-from tests.live import free_port, live_server
+from tests.live import LiveServer, free_port, live_server, wait_ready
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -249,34 +248,21 @@ def test_sigterm_to_serve_also_stops_the_embedded_server_it_started(pg_dir: Path
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "APP_DATABASE_URL")}
     subprocess.run(_cli_on(pgdata, "db", "upgrade"), cwd=PROJECT, env=env, capture_output=True, timeout=120, check=True)
     port = free_port()
-    serve = subprocess.Popen(
-        _cli_on(pgdata, "serve", "--port", str(port)),
-        cwd=PROJECT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = pg_dir / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            _cli_on(pgdata, "serve", "--port", str(port)), cwd=PROJECT, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
     try:
-        deadline = time.monotonic() + 60
-        while not _ready(f"http://127.0.0.1:{port}/ready"):
-            assert serve.poll() is None, serve.stderr.read().decode() if serve.stderr else ""
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.2)
+        wait_ready(server)
         assert EmbeddedPostgres(pgdata).running()
-        serve.send_signal(signal.SIGTERM)
-        exit_code = serve.wait(timeout=60)
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(timeout=60)
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
-    stderr = serve.stderr.read().decode() if serve.stderr else ""
-    assert exit_code == -signal.SIGTERM, stderr  # still ends by the signal, as a supervisor expects
-    assert "Traceback" not in stderr, stderr
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert exit_code == -signal.SIGTERM, server.output()  # still ends by the signal, as a supervisor expects
+    assert "Traceback" not in server.output(), server.output()
     assert not EmbeddedPostgres(pgdata).running()  # and no PostgreSQL is left behind
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
