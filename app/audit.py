@@ -34,7 +34,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from app.db.scripts import policy_files
+from app.db.context import set_context
+from app.db.policies import apply_policies
 from app.db.upgrade import GROUP_ROLE
 
 CHECKS = {
@@ -221,11 +222,7 @@ async def check_always_true(
                 try:
                     async with connection.transaction(readonly=True):
                         if context == "another tenant":
-                            await connection.execute(
-                                "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-                                str(uuid.uuid4()),
-                                str(uuid.uuid4()),
-                            )
+                            await set_context(connection, uuid.uuid4(), uuid.uuid4())
                         passes = await connection.fetchval(sql, str(uuid.uuid4()))
                 except asyncpg.PostgresError as error:
                     report.add("policy_always_true", name, f"cannot evaluate {clause}: {error}")
@@ -298,8 +295,7 @@ async def check_drift(connection: asyncpg.Connection, report: Report, lock_timeo
         await connection.execute("DROP SCHEMA IF EXISTS rls CASCADE")
         for statement in await connection.fetch(DROP_POLICIES):
             await connection.execute(statement["sql"])
-        for path in policy_files():
-            await connection.execute(path.read_text())
+        await apply_policies(connection)
         expected = await _snapshot(connection)
     except asyncpg.PostgresError as error:
         report.add("policy_drift", "rls_policies/", f"could not compare (nothing was changed): {error}")

@@ -55,15 +55,15 @@ def database_settings() -> Iterator[Settings]:
 
 
 def cmd_upgrade(settings: Settings) -> int:
-    from app.db.upgrade import RoleSetupError, upgrade
+    from app.db.upgrade import MigrationError, RoleSetupError, upgrade
 
     assert settings.database_url
     try:
-        asyncio.run(upgrade(settings.database_url, settings.runtime_database_url))
-    except RoleSetupError as error:
+        migrations = asyncio.run(upgrade(settings.database_url, settings.runtime_database_url))
+    except (RoleSetupError, MigrationError) as error:
         print(error, file=sys.stderr)
         return 1
-    print("database upgraded: migrations applied, policies of rls_policies/ applied")
+    print(f"database upgraded ({migrations}); policies of rls_policies/ applied")
     return 0
 
 

@@ -26,6 +26,8 @@ from app.db.transaction import (
     DATABASE_DOWN_ERRORS,
     DRIVER_ERRORS,
     RETRY_AFTER_SECONDS,
+    Limits,
+    TenantShares,
     TransactionMiddleware,
     database_error_response,
 )
@@ -129,8 +131,13 @@ def create_app(
         middleware=[
             DefineMiddleware(
                 TransactionMiddleware,
-                acquire_timeout=settings.pool_timeout,
-                statement_timeout_ms=settings.statement_timeout_ms,
+                limits=Limits(
+                    acquire_timeout=settings.pool_timeout,
+                    statement_timeout_ms=settings.statement_timeout_ms,
+                    idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
+                    tenant_max=settings.tenant_max,
+                ),
+                shares=TenantShares(settings.tenant_max),
             )
         ],
         security=[{"BearerToken": []}],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from app.db.context import set_context
 from app.db.engine import get_engine
 from app.tables import AgentConfig, Message, Session, Tenant, User
 
@@ -40,11 +41,9 @@ def demo_email(tenant: str, person: str) -> str:
 
 
 async def _set_context(tenant_id: UUID, user_id: UUID | None = None) -> None:
-    await Tenant.raw(
-        "SELECT set_config('app.tenant_id', {}, true), set_config('app.user_id', {}, true)",
-        str(tenant_id),
-        str(user_id or ""),
-    )
+    transaction = get_engine().current_transaction.get()
+    assert transaction is not None, "seed() runs in a transaction"
+    await set_context(transaction.connection, tenant_id, user_id)
 
 
 async def seed(now: datetime | None = None) -> dict[str, int]:
@@ -110,6 +109,7 @@ def _conversations(
                     message_id=demo_id(tenant, person, "session", str(index), str(turn)),
                     session_id=session_id,
                     tenant_id=tenant_id,
+                    user_id=user_id,
                     role=role,
                     content=content,
                     created_at=started + timedelta(minutes=turn + 1),

@@ -61,7 +61,9 @@ class Settings:
     pool_min_size: int = 1
     pool_max_size: int = 10
     pool_timeout: float = 5.0
+    pool_tenant_max: int | None = None
     statement_timeout_ms: int = 5000
+    idle_in_transaction_timeout_ms: int = 10000
     statement_cache_size: int = 100
 
     @classmethod
@@ -88,9 +90,16 @@ class Settings:
             pool_min_size=int(text("DB_POOL_MIN_SIZE") or 1),
             pool_max_size=int(text("DB_POOL_MAX_SIZE") or 10),
             pool_timeout=float(text("DB_POOL_TIMEOUT") or 5.0),
+            pool_tenant_max=int(text("DB_POOL_TENANT_MAX") or 0) or None,
             statement_timeout_ms=int(text("DB_STATEMENT_TIMEOUT_MS") or 5000),
+            idle_in_transaction_timeout_ms=int(text("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS") or 10000),
             statement_cache_size=int(text("DB_STATEMENT_CACHE_SIZE") or 100),
         )
+
+    @property
+    def tenant_max(self) -> int:
+        """Pooled connections one tenant may hold at once: ``DB_POOL_TENANT_MAX``, default half the pool."""
+        return self.pool_tenant_max or max(1, self.pool_max_size // 2)
 
     @property
     def is_production(self) -> bool:

@@ -1,9 +1,10 @@
-"""Piccolo tables of the chat sessions schema.
+"""Piccolo tables of the chat sessions schema (the API reads and writes them with plain SQL).
 
-The columns live here; what Piccolo cannot express (composite tenant-consistent
-foreign keys, CHECK constraints, composite indexes, triggers) is added by the raw
-SQL migration ``piccolo_migrations/chat_2025_11_25_0002_constraints.py``, and the
-row-level security by ``rls_policies/*.sql``.
+The schema itself is owned by ``piccolo_migrations/``: the first migration creates these
+columns; the later ones are raw SQL for what the column API does not say here (the
+composite tenant-consistent foreign keys, the checks, composite indexes, the
+``session_counts`` table, ``messages.user_id``). Row-level security, its functions and
+the triggers are applied by ``db upgrade`` from ``rls_policies/*.sql``.
 """
 
 from piccolo.columns import UUID, Integer, Text, Timestamptz, Varchar
@@ -56,11 +57,12 @@ class Session(Table, tablename="sessions"):
 
 
 class Message(Table, tablename="messages"):
-    """One message of a session."""
+    """One message of a session; ``user_id`` is the session's owner (a foreign key keeps them equal)."""
 
     message_id = UUID(primary_key=True, default=UUID4())
     session_id = UUID(null=False)
     tenant_id = UUID(null=False)
+    user_id = UUID(null=False)
     role = Varchar(length=20)
     content = Text()
     created_at = Timestamptz(default=TimestamptzNow())

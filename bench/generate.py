@@ -157,7 +157,7 @@ def _message_records(sessions: list[_Session]) -> Iterator[tuple[object, ...]]:
         at = s.created_at
         for j in range(s.messages):
             at += MESSAGE_SPACING
-            yield (ids.next(), s.session_id, s.tenant_id, roles[j & 1], contents[j % len(contents)], at)
+            yield (ids.next(), s.session_id, s.tenant_id, s.user_id, roles[j & 1], contents[j % len(contents)], at)
 
 
 async def load(owner_dsn: str, plan: Plan, now: datetime | None = None) -> Loaded:
@@ -239,7 +239,7 @@ async def load(owner_dsn: str, plan: Plan, now: datetime | None = None) -> Loade
             await connection.copy_records_to_table(
                 "messages",
                 records=batch,
-                columns=["message_id", "session_id", "tenant_id", "role", "content", "created_at"],
+                columns=["message_id", "session_id", "tenant_id", "user_id", "role", "content", "created_at"],
             )
             done += len(batch)
             print(f"   messages {done:,}/{messages:,} ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -1,10 +1,10 @@
 """The measured scenarios: HTTP requests for wrk, and the same transaction for the floor.
 
-The floor replays the app's own SQL: ``SET_CONTEXT_SQL`` of the request transaction, the
-user lookup ``app.users.queries.USER_SQL`` and the page and count queries of
-``app.sessions.queries``, compiled by Piccolo exactly as the app runs them.
-A scenario whose route is not in the app yet (history and posting arrive with the
-``writes`` branch) is listed and reported as pending.
+The floor replays the app's own transaction: the request's BEGIN with its time limits
+(``app.db.transaction.Limits``), the tenant context with the user lookup
+(``app.db.context.set_context``), and the page and count queries of the domains, compiled
+by Piccolo exactly as the app runs them. A scenario whose route the app does not serve
+is listed and reported as pending.
 """
 
 from __future__ import annotations
@@ -24,17 +24,23 @@ import asyncpg
 from piccolo.querystring import QueryString
 
 from app.auth.tokens import mint_token
-from app.db.transaction import SET_CONTEXT_SQL
+from app.db.context import set_context
+from app.db.transaction import Limits
 from app.main import create_app
-from app.sessions.queries import _list_sql
+from app.messages.queries import add_statement, history_statement
+from app.sessions.queries import list_statement
 from app.settings import Settings
-from app.users.queries import USER_SQL
 from bench import harness
 from bench.generate import TENANTS, Loaded
 from bench.harness import Database, Report, Request, Row, Transaction
 
 SETTINGS = Settings(jwt_secret=harness.JWT_SECRET, app_env="production")
-TIMEOUT_MS = str(SETTINGS.statement_timeout_ms)  # SET_CONTEXT_SQL's third parameter
+LIMITS = Limits(
+    acquire_timeout=SETTINGS.pool_timeout,
+    statement_timeout_ms=SETTINGS.statement_timeout_ms,
+    idle_in_transaction_timeout_ms=SETTINGS.idle_in_transaction_timeout_ms,
+    tenant_max=SETTINGS.tenant_max,
+)
 
 
 @dataclass(frozen=True)
@@ -73,33 +79,37 @@ def app_routes() -> set[tuple[str, str]]:
     return {(m, re.sub(r":\w+}", "}", route.path)) for route in app.routes for m in getattr(route, "methods", ())}
 
 
-def _compiled(template: str, *args: Any) -> tuple[str, list[Any]]:
+def _compiled(template: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
     sql, values = QueryString(template, *args).compile_string(engine_type="postgres")
     return sql, values
 
 
 def replay(tenant_id: str, user_id: str, queries: Sequence[tuple[str, list[Any]]]) -> Transaction:
-    """A request's transaction as the app runs it, without HTTP: BEGIN, the context, the guard's user
-    lookup, then the route's query (the n-th transaction takes ``queries[n % len(queries)]``), COMMIT."""
-    user_sql, user_args = _compiled(USER_SQL, UUID(user_id))
+    """A request's transaction as the app runs it, without HTTP: BEGIN with the limits, the context with
+    the guard's user lookup, then the route's query (the n-th transaction takes ``queries[n % len(queries)]``),
+    COMMIT."""
+    tenant, user = UUID(tenant_id), UUID(user_id)
 
     async def transaction(connection: asyncpg.Connection, n: int) -> None:
         sql, args = queries[n % len(queries)]
-        async with connection.transaction():
-            await connection.execute(SET_CONTEXT_SQL, tenant_id, user_id, TIMEOUT_MS)
-            await connection.fetch(user_sql, *user_args)
+        await connection.execute(LIMITS.begin_sql)
+        try:
+            await set_context(connection, tenant, user)
             await connection.fetch(sql, *args)
+        except BaseException:
+            await connection.execute("ROLLBACK")
+            raise
+        await connection.execute("COMMIT")
 
     return transaction
 
 
 def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
     """The list request's transaction."""
-    by_user = owner is not None
-    filters = (UUID(tenant_id), UUID(owner)) if owner else (UUID(tenant_id),)
-    return replay(
-        tenant_id, user_id, [_compiled(_list_sql(by_user, "updated_at", "desc"), *filters, *filters, limit, offset)]
+    statement = list_statement(
+        UUID(tenant_id), UUID(owner) if owner else None, limit=limit, offset=offset, sort_by="updated_at", order="desc"
     )
+    return replay(tenant_id, user_id, [_compiled(*statement)])
 
 
 LIST_ROUTE = ("GET", "/api/{tenant_id}/sessions")
@@ -122,26 +132,24 @@ def list_scenario(ctx: Context, name: str, user_id: str, *, owner: str | None, o
 
 def history_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
     """``GET /sessions/{id}/messages`` (first page of 50, oldest first) as the sessions' owner."""
-    from app.messages.queries import _PAGE_SQL
-
     user_id = ctx.loaded.heavy
     token = ctx.token(user_id)
     requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token) for s in session_ids]
     tenant = UUID(ctx.tenant)
-    pages = [_compiled(_PAGE_SQL, tenant, UUID(s), 50, 0, tenant, UUID(s)) for s in session_ids]
+    pages = [_compiled(*history_statement(tenant, UUID(s), limit=50, offset=0)) for s in session_ids]
     return Scenario(name, HISTORY_ROUTE, requests, replay(ctx.tenant, user_id, pages))
 
 
 def post_scenario(ctx: Context, name: str, session_ids: Sequence[str]) -> Scenario:
     """``POST /sessions/{id}/messages`` into the power user's sessions, rotating over them."""
-    from app.messages.queries import _ADD_SQL
-
     user_id = ctx.loaded.power
     token = ctx.token(user_id)
     body = json.dumps(POST_BODY)
     requests = [Request(f"/api/{ctx.tenant}/sessions/{s}/messages", token, "POST", body) for s in session_ids]
     tenant, user = UUID(ctx.tenant), UUID(user_id)
-    inserts = [_compiled(_ADD_SQL, POST_BODY["role"], POST_BODY["content"], tenant, UUID(s), user) for s in session_ids]
+    inserts = [
+        _compiled(*add_statement(tenant, UUID(s), user, POST_BODY["role"], POST_BODY["content"])) for s in session_ids
+    ]
     return Scenario(name, POST_ROUTE, requests, replay(ctx.tenant, user_id, inserts))
 
 

@@ -2,12 +2,13 @@
 
 Piccolo's column API has no composite foreign keys, so they are raw SQL here. They make
 the database itself refuse rows that mix tenants: a session must point at a user (and
-an agent) of its own tenant, a message at a session of its own tenant.
+an agent) of its own tenant, a message at a session of its own tenant. The functions and
+the trigger made here are history: ``db upgrade`` maintains them from
+``rls_policies/messages.sql``.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from app.db.scripts import execute_script
+from piccolo.engine import engine_finder
 
 ID = "2026-11-25T13:42:25:000000"
 VERSION = "1.38.0"
@@ -107,11 +108,17 @@ CREATE TRIGGER messages_counters
 """
 
 
+async def run_sql(sql: str) -> None:
+    """Execute ``sql`` (several statements) on the migration's own transaction."""
+    transaction = engine_finder().current_transaction.get()
+    await transaction.connection.execute(sql)
+
+
 async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="chat", description=DESCRIPTION)
 
     async def run() -> None:
-        await execute_script(SQL)
+        await run_sql(SQL)
 
     manager.add_raw(run)
     return manager

@@ -1,20 +1,17 @@
-"""Row-level security: applies ``rls_policies/*.sql`` (ENABLE + FORCE, policies, grants).
+"""Row-level security: nothing to do here any more (kept so that the history stays whole).
 
-It runs after the tables exist (Piccolo runs a migration's raw steps before its table
-operations). ``python -m app db upgrade`` re-applies the same files after every
-migration run, so editing a policy file and upgrading converges the live database.
+This migration used to apply the live ``rls_policies/*.sql``, which broke fresh installs
+as soon as a policy used a column of a later migration. Policies, their functions,
+triggers and grants are now a repeatable step that ``python -m app db upgrade`` applies
+after all migrations; migrations are frozen history that never read those files.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from app.db.scripts import apply_policies
-
 ID = "2026-11-25T13:42:26:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "row-level security policies and grants from rls_policies/"
+DESCRIPTION = "row-level security (now applied by db upgrade after the migrations)"
 
 
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="chat", description=DESCRIPTION)
-    manager.add_raw(apply_policies)
-    return manager
+    return MigrationManager(migration_id=ID, app_name="chat", description=DESCRIPTION)

@@ -2,14 +2,13 @@
 
 ``count(*)`` over an admin's whole tenant grows with the tenant's sessions; summing one
 counter row per user does not. The trigger runs as its owner (SECURITY DEFINER, fixed
-search_path) so the runtime role only reads the counters; the policies of
-``rls_policies/session_counts.sql`` still apply (FORCE), so a transaction only counts
-for the user of its context.
+search_path) so the runtime role only reads the counters. The function and trigger made
+here are history: ``db upgrade`` maintains them from ``rls_policies/sessions.sql``, and the
+table's policies from ``rls_policies/session_counts.sql``.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from app.db.scripts import apply_policies, execute_script
+from piccolo.engine import engine_finder
 
 ID = "2026-11-25T14:10:00:000000"
 VERSION = "1.38.0"
@@ -54,12 +53,17 @@ ALTER TABLE sessions FORCE ROW LEVEL SECURITY;
 """
 
 
+async def run_sql(sql: str) -> None:
+    """Execute ``sql`` (several statements) on the migration's own transaction."""
+    transaction = engine_finder().current_transaction.get()
+    await transaction.connection.execute(sql)
+
+
 async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="chat", description=DESCRIPTION)
 
     async def run() -> None:
-        await execute_script(SQL)
-        await apply_policies()
+        await run_sql(SQL)
 
     manager.add_raw(run)
     return manager

@@ -6,8 +6,7 @@ come from an index-only scan, so a deep offset skips index entries, not session 
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-
-from app.db.scripts import execute_script
+from piccolo.engine import engine_finder
 
 ID = "2026-11-25T14:20:00:000000"
 VERSION = "1.38.0"
@@ -21,11 +20,17 @@ CREATE INDEX sessions_tenant_created_idx ON sessions (tenant_id, created_at, ses
 """
 
 
+async def run_sql(sql: str) -> None:
+    """Execute ``sql`` (several statements) on the migration's own transaction."""
+    transaction = engine_finder().current_transaction.get()
+    await transaction.connection.execute(sql)
+
+
 async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="chat", description=DESCRIPTION)
 
     async def run() -> None:
-        await execute_script(SQL)
+        await run_sql(SQL)
 
     manager.add_raw(run)
     return manager

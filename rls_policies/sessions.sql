@@ -1,26 +1,53 @@
 -- sessions: a supporter reads and writes only their own sessions; an admin reads
 -- every session of their tenant and writes only their own. Another tenant's rows
 -- are invisible to everyone.
-ALTER TABLE sessions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE sessions FORCE ROW LEVEL SECURITY;
+ALTER TABLE public.sessions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.sessions FORCE ROW LEVEL SECURITY;
 
-DROP POLICY IF EXISTS sessions_select ON sessions;
-DROP POLICY IF EXISTS sessions_insert ON sessions;
-DROP POLICY IF EXISTS sessions_update ON sessions;
-DROP POLICY IF EXISTS sessions_delete ON sessions;
+-- The tenant floor: whatever the other policies allow, never a row of another tenant.
+CREATE POLICY sessions_tenant_floor ON public.sessions AS RESTRICTIVE FOR ALL TO chat_runtime, chat_migrator
+    USING (tenant_id = (SELECT rls.tenant_id()))
+    WITH CHECK (tenant_id = (SELECT rls.tenant_id()));
 
-CREATE POLICY sessions_select ON sessions FOR SELECT
+CREATE POLICY sessions_select ON public.sessions FOR SELECT TO chat_runtime, chat_migrator
     USING (
         tenant_id = (SELECT rls.tenant_id())
-        AND (user_id = (SELECT rls.user_id()) OR (SELECT rls.is_admin()))
+        AND (user_id = (SELECT rls.user_id()) OR (SELECT rls.role() = 'admin'))
     );
-CREATE POLICY sessions_insert ON sessions FOR INSERT
+CREATE POLICY sessions_insert ON public.sessions FOR INSERT TO chat_runtime, chat_migrator
     WITH CHECK (tenant_id = (SELECT rls.tenant_id()) AND user_id = (SELECT rls.user_id()));
-CREATE POLICY sessions_update ON sessions FOR UPDATE
+CREATE POLICY sessions_update ON public.sessions FOR UPDATE TO chat_runtime, chat_migrator
     USING (tenant_id = (SELECT rls.tenant_id()) AND user_id = (SELECT rls.user_id()))
     WITH CHECK (tenant_id = (SELECT rls.tenant_id()) AND user_id = (SELECT rls.user_id()));
-CREATE POLICY sessions_delete ON sessions FOR DELETE
+CREATE POLICY sessions_delete ON public.sessions FOR DELETE TO chat_runtime, chat_migrator
     USING (tenant_id = (SELECT rls.tenant_id()) AND user_id = (SELECT rls.user_id()));
 
-REVOKE ALL ON sessions FROM PUBLIC, chat_runtime;
-GRANT SELECT, INSERT, UPDATE, DELETE ON sessions TO chat_runtime;
+REVOKE ALL ON public.sessions FROM PUBLIC, chat_runtime, chat_migrator;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.sessions TO chat_runtime;
+
+-- Per-user session counters (public.session_counts), kept in the transaction that
+-- writes the session, so the list's total reads no session rows. The function runs
+-- as its owner (SECURITY DEFINER) because the runtime role may only read the
+-- counters; the owner is subject to the same policies (FORCE), so a transaction
+-- only ever counts for the user of its own context.
+CREATE OR REPLACE FUNCTION public.chat_session_counters() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO public.session_counts AS c (tenant_id, user_id, sessions)
+        VALUES (NEW.tenant_id, NEW.user_id, 1)
+        ON CONFLICT (tenant_id, user_id) DO UPDATE SET sessions = c.sessions + 1;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE public.session_counts SET sessions = sessions - 1
+         WHERE tenant_id = OLD.tenant_id AND user_id = OLD.user_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION public.chat_session_counters() FROM PUBLIC;
+
+CREATE OR REPLACE TRIGGER sessions_counters
+    AFTER INSERT OR DELETE OR UPDATE OF tenant_id, user_id ON public.sessions
+    FOR EACH ROW EXECUTE FUNCTION public.chat_session_counters();

@@ -133,8 +133,10 @@ async def add_message(
 ) -> uuid.UUID:
     """Insert a message (the trigger keeps the session's counters); return its id."""
     return await owner.fetchval(  # type: ignore[no-any-return]
-        """INSERT INTO messages (session_id, tenant_id, role, content, created_at)
-           VALUES ($1, $2, $3, $4, coalesce($5, clock_timestamp())) RETURNING message_id""",
+        """INSERT INTO messages (session_id, tenant_id, user_id, role, content, created_at)
+           SELECT $1, $2, s.user_id, $3, $4, coalesce($5, clock_timestamp())
+           FROM sessions s WHERE s.session_id = $1
+           RETURNING message_id""",
         session_id,
         tenant_id,
         role,
@@ -200,12 +202,3 @@ async def snapshot(owner: asyncpg.Pool, session_id: uuid.UUID) -> tuple[dict[str
         "SELECT * FROM messages WHERE session_id = $1 ORDER BY created_at, message_id", session_id
     )
     return (dict(row) if row else None, [dict(m) for m in messages])
-
-
-async def set_context(connection: asyncpg.Connection, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Set the request context as the API does: transaction-local (call it inside a transaction)."""
-    await connection.execute(
-        "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)",
-        str(tenant_id),
-        str(user_id),
-    )

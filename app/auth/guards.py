@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
@@ -13,7 +14,6 @@ from litestar.handlers.base import BaseRouteHandler
 from app.auth.tokens import InvalidTokenError, decode_token
 from app.db.transaction import DatabaseUnavailableError, get_request_transaction
 from app.settings import Settings
-from app.users.queries import get_user
 from app.users.schemas import UserInfo
 
 # What every guarded route may answer besides its own codes (for the OpenAPI document).
@@ -27,7 +27,7 @@ def _unauthorized(detail: str) -> NotAuthorizedException:
 
 
 async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Verify the bearer JWT, open the request transaction with its tenant context, load the user.
+    """Verify the bearer JWT, begin the request transaction with its tenant context, load the user.
 
     401 for a missing or bad token and for a user that does not exist in the token's
     tenant; then 403 when the path's tenant is not the token's. The user (with the role
@@ -41,13 +41,12 @@ async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
         claims = decode_token(token.strip(), settings)
     except InvalidTokenError as error:
         raise _unauthorized(str(error)) from error
-    await get_request_transaction(connection.scope).begin(claims.tenant_id, claims.user_id)
-    user = await get_user(claims.user_id)
-    if user is None or user.tenant_id != claims.tenant_id:
+    row = await get_request_transaction(connection.scope).begin(claims.tenant_id, claims.user_id)
+    if row is None:
         raise _unauthorized("unknown user")
     if connection.path_params.get("tenant_id") != claims.tenant_id:
         raise PermissionDeniedException(detail="token is not valid for this tenant")
-    connection.state.user = user
+    connection.state.user = msgspec.convert(dict(row), UserInfo)
 
 
 def provide_user(request: Request[object, object, State]) -> UserInfo:

@@ -33,17 +33,32 @@ _PAGE_SQL = """
 """
 
 # Inserts only into a session of the context's user (RLS would refuse any other; this matches none).
+# The message carries the session's owner, as the foreign key to the session requires.
 _ADD_SQL = """
-    INSERT INTO messages (tenant_id, session_id, role, content)
-    SELECT tenant_id, session_id, {}, {} FROM sessions
+    INSERT INTO messages (tenant_id, session_id, user_id, role, content)
+    SELECT tenant_id, session_id, user_id, {}, {} FROM sessions
     WHERE tenant_id = {} AND session_id = {} AND user_id = {}
     RETURNING message_id, session_id, role, content, created_at
 """
 
 
+Statement = tuple[str, tuple[object, ...]]  # a Piccolo SQL template and its arguments
+
+
+def history_statement(tenant_id: UUID, session_id: UUID, *, limit: int, offset: int) -> Statement:
+    """The history query exactly as ``list_messages`` sends it (the plan tests and the bench floor replay it)."""
+    return _PAGE_SQL, (tenant_id, session_id, limit, offset, tenant_id, session_id)
+
+
+def add_statement(tenant_id: UUID, session_id: UUID, user_id: UUID, role: str, content: str) -> Statement:
+    """The insert exactly as ``add_message`` sends it."""
+    return _ADD_SQL, (role, content, tenant_id, session_id, user_id)
+
+
 async def list_messages(tenant_id: UUID, session_id: UUID, *, limit: int, offset: int) -> MessageListResponse | None:
     """A page of the session's history, oldest first; None when the session is not visible."""
-    rows = await Message.raw(_PAGE_SQL, tenant_id, session_id, limit, offset, tenant_id, session_id)
+    sql, args = history_statement(tenant_id, session_id, limit=limit, offset=offset)
+    rows = await Message.raw(sql, *args)
     if not rows:
         return None
     total = int(rows[0]["total"])
@@ -63,8 +78,9 @@ async def add_message(tenant_id: UUID, session_id: UUID, user_id: UUID, role: st
     The trigger counts it, moves the session's ``updated_at`` and may title the session.
     Raises ``SessionDeletedError`` when a concurrent DELETE of the session commits first.
     """
+    sql, args = add_statement(tenant_id, session_id, user_id, role, content)
     try:
-        rows = await Message.raw(_ADD_SQL, role, content, tenant_id, session_id, user_id)
+        rows = await Message.raw(sql, *args)
     except asyncpg.ForeignKeyViolationError as error:
         raise SessionDeletedError from error
     return msgspec.convert(rows[0], MessageInfo) if rows else None

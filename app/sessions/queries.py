@@ -69,6 +69,18 @@ def _list_sql(by_user: bool, sort_by: SortBy, order: Order) -> str:
     """
 
 
+Statement = tuple[str, tuple[object, ...]]  # a Piccolo SQL template and its arguments
+
+
+def list_statement(
+    tenant_id: UUID, user_id: UUID | None, *, limit: int, offset: int, sort_by: SortBy, order: Order
+) -> Statement:
+    """The list query exactly as ``list_sessions`` sends it (the plan tests and the bench floor replay it)."""
+    by_user = user_id is not None
+    filters = (tenant_id, user_id) if by_user else (tenant_id,)
+    return _list_sql(by_user, sort_by, order), (*filters, *filters, limit, offset)
+
+
 async def list_sessions(
     tenant_id: UUID,
     user_id: UUID | None,
@@ -79,9 +91,8 @@ async def list_sessions(
     order: Order = "desc",
 ) -> SessionListResponse:
     """A page of the tenant's sessions (of ``user_id`` only, when given), with the total."""
-    by_user = user_id is not None
-    filters = (tenant_id, user_id) if by_user else (tenant_id,)
-    rows = await Session.raw(_list_sql(by_user, sort_by, order), *filters, *filters, limit, offset)
+    sql, args = list_statement(tenant_id, user_id, limit=limit, offset=offset, sort_by=sort_by, order=order)
+    rows = await Session.raw(sql, *args)
     total = int(rows[0]["total"])
     sessions = msgspec.convert([row for row in rows if row["session_id"] is not None], list[SessionInfo])
     return SessionListResponse(

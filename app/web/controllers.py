@@ -20,6 +20,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
 from app.auth.tokens import mint_token
+from app.db.context import set_context
 from app.db.engine import get_engine
 from app.seed import TENANTS, demo_id
 from app.settings import Settings
@@ -70,7 +71,7 @@ USERS_SQL = """
 
 async def _users_of(connection: asyncpg.Connection, tenant_id: UUID, user_id: UUID | None = None) -> list[DevUser]:
     """Users of one tenant, read under that tenant's (transaction-local) context like any request."""
-    await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant_id))
+    await set_context(connection, tenant_id)
     rows = await connection.fetch(USERS_SQL, tenant_id, user_id)
     return msgspec.convert([dict(row) for row in rows], list[DevUser])
 

@@ -223,7 +223,11 @@ async def test_upgrade_prints_the_sql_a_dba_must_run_when_the_migrator_cannot_cr
     try:
         connection = await asyncpg.connect(database.owner_dsn.replace("postgres@", f"{migrator}@", 1))
         try:
-            # Roles that exist already are fine ...
+            # A migrator outside chat_migrator is reported (the policies name that role for the owner) ...
+            with pytest.raises(RoleSetupError) as outside:
+                await ensure_roles(connection, "chat_app", None)
+            await owner.execute(f"GRANT chat_migrator TO {migrator}")
+            # ... roles that exist already are fine ...
             await ensure_roles(connection, "chat_app", None)
             # ... missing ones are reported with the exact SQL.
             with pytest.raises(RoleSetupError) as error:
@@ -232,7 +236,9 @@ async def test_upgrade_prints_the_sql_a_dba_must_run_when_the_migrator_cannot_cr
             await connection.close()
     finally:
         await owner.execute(f"DROP ROLE {migrator}")
+    assert f"GRANT chat_migrator TO {migrator};" in str(outside.value)
     assert "CREATE ROLE chat_runtime NOLOGIN;" in str(error.value)
+    assert "CREATE ROLE chat_migrator NOLOGIN;" in str(error.value)
     assert "CREATE ROLE chat_app_missing LOGIN NOSUPERUSER NOBYPASSRLS" in str(error.value)
     assert "GRANT chat_runtime TO chat_app_missing;" in str(error.value)
 

@@ -1,4 +1,10 @@
-"""The list query's plan at 1,000+ sessions: index scans on sessions, messages never read (EXPLAIN, not timing)."""
+"""The plans of the queries the API sends, at 1,000+ sessions: index scans, messages never counted (EXPLAIN).
+
+Each statement comes from the queries module's own builder (``list_statement``,
+``history_statement``, ``add_statement``), the very function the route runs, and is
+explained as the runtime role under the request's context, so the policies are part of
+the plan exactly as in production.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+import pytest
 from piccolo.querystring import QueryString
 
-from app.sessions.queries import _count_sql, _page_sql
-from tests.factories import TestUser, create_tenant, create_user, set_context
+from app.db.context import set_context
+from app.messages.queries import add_statement, history_statement
+from app.sessions.queries import list_statement
+from tests.factories import TestUser, create_tenant, create_user
+
+# The unique keys that find one session by its id.
+KEYS = {"sessions_pkey", "sessions_tenant_session_key", "sessions_tenant_session_user_key"}
 
 
 def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -20,8 +32,9 @@ def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from nodes(child)
 
 
-async def explain(database, user: TestUser, sql: str, *args: Any) -> list[dict[str, Any]]:
-    compiled, values = QueryString(sql, *args).compile_string()
+async def explain(database, user: TestUser, statement: tuple[str, tuple[object, ...]]) -> list[dict[str, Any]]:
+    """The plan of ``statement`` as the runtime role with ``user``'s context (nothing is executed)."""
+    compiled, values = QueryString(statement[0], *statement[1]).compile_string()
     connection = await asyncpg.connect(database.runtime_dsn)
     try:
         async with connection.transaction():
@@ -42,70 +55,105 @@ async def bulk_sessions(owner: asyncpg.Pool, user: TestUser, count: int, message
         count,
     )
     await owner.execute(
-        """INSERT INTO messages (session_id, tenant_id, role, content)
-           SELECT s.session_id, s.tenant_id, 'user', 'm' || j FROM sessions s, generate_series(1, $2) AS j
+        """INSERT INTO messages (session_id, tenant_id, user_id, role, content)
+           SELECT s.session_id, s.tenant_id, s.user_id, 'user', 'm' || j FROM sessions s, generate_series(1, $2) AS j
            WHERE s.user_id = $1""",
         user.user_id,
         messages_each,
     )
 
 
-async def test_list_plans_use_the_session_indexes_and_never_touch_messages(owner, database, settings) -> None:
+@pytest.fixture(scope="module")
+async def crowd(owner: asyncpg.Pool, settings) -> dict[str, TestUser]:
+    """A tenant of 1,200 + 300 sessions and a heavy user (10 sessions × 2,000 messages), among 15,000 other sessions."""
     tenant_id = await create_tenant(owner)
     admin = await create_user(owner, tenant_id, "admin", settings.jwt_secret)
     supporter = await create_user(owner, tenant_id, "supporter", settings.jwt_secret)
+    heavy = await create_user(owner, tenant_id, "supporter", settings.jwt_secret)
     await bulk_sessions(owner, supporter, 1200, 5)
     await bulk_sessions(owner, admin, 300, 1)
+    await bulk_sessions(owner, heavy, 10, 2000)
+    # Many users write messages, as in production: the planner's estimate of the policies'
+    # ``user_id = (SELECT rls.user_id())`` depends on how many distinct owners messages have.
+    await owner.execute(
+        """WITH u AS (
+               INSERT INTO users (tenant_id, email, display_name, role)
+               SELECT $1, 'many' || i || '@example.test', 'many ' || i, 'supporter' FROM generate_series(1, 2000) AS i
+               RETURNING tenant_id, user_id
+           ), s AS (
+               INSERT INTO sessions (tenant_id, user_id, title) SELECT tenant_id, user_id, 'one' FROM u
+               RETURNING tenant_id, session_id, user_id
+           )
+           INSERT INTO messages (tenant_id, session_id, user_id, role, content)
+           SELECT tenant_id, session_id, user_id, 'user', 'm' || j FROM s, generate_series(1, 3) AS j""",
+        tenant_id,
+    )
     # Other tenants hold most of the table, as in production.
     for _ in range(3):
         other = await create_user(owner, await create_tenant(owner), "supporter", settings.jwt_secret)
         await bulk_sessions(owner, other, 5000, 0)
-    for table in ("sessions", "messages", "users", "agent_configs"):
+    for table in ("sessions", "messages", "users", "agent_configs", "session_counts"):
         await owner.execute(f"VACUUM ANALYZE {table}")
-
-    cases = [
-        (supporter, _page_sql(True, "updated_at", "desc"), (tenant_id, supporter.user_id, 10, 0)),
-        (supporter, _page_sql(True, "created_at", "asc"), (tenant_id, supporter.user_id, 100, 1000)),
-        (admin, _page_sql(False, "updated_at", "desc"), (tenant_id, 10, 0)),
-        (admin, _page_sql(False, "created_at", "desc"), (tenant_id, 50, 500)),
-    ]
-    for user, sql, args in cases:
-        plan = await explain(database, user, sql, *args)
-        relations = {n["Relation Name"] for n in plan if "Relation Name" in n}
-        indexes = {n["Index Name"] for n in plan if "Index Name" in n}
-        seq_scans = {n["Relation Name"] for n in plan if n["Node Type"] == "Seq Scan"}
-        # The sessions are found by index (plain, index-only or bitmap); a tiny joined table such as
-        # agent_configs may be read whole. messages are never read: message_count is maintained.
-        assert "sessions" in relations, (sql, relations)
-        assert "sessions" not in seq_scans, (args, sql[-60:])
-        assert any(name.startswith("sessions_") for name in indexes), (sql, indexes)
-        assert "messages" not in relations, (sql, relations)
-
-    # total: read from the per-user counters by their key, never by counting sessions.
-    for user, sql, args in (
-        (supporter, _count_sql(True), (tenant_id, supporter.user_id)),
-        (admin, _count_sql(False), (tenant_id,)),
-    ):
-        plan = await explain(database, user, sql, *args)
-        relations = {n["Relation Name"] for n in plan if "Relation Name" in n}
-        assert relations <= {"session_counts", "users"}, (sql, relations)
-        assert "session_counts" in relations, (sql, relations)
+    return {"admin": admin, "supporter": supporter, "heavy": heavy}
 
 
-async def test_history_page_walks_the_message_index_in_order_and_stops_at_the_limit(owner, database, settings) -> None:
-    from app.messages.queries import _PAGE_SQL
+@pytest.mark.parametrize(
+    ("who", "by_user", "sort_by", "order", "limit", "offset"),
+    [
+        ("supporter", True, "updated_at", "desc", 10, 0),
+        ("supporter", True, "created_at", "asc", 100, 1000),
+        ("admin", False, "updated_at", "desc", 10, 0),
+        ("admin", False, "created_at", "desc", 50, 500),
+        ("admin", True, "updated_at", "asc", 10, 100),  # an admin naming the supporter
+    ],
+)
+async def test_the_list_finds_its_page_by_index_and_never_reads_messages(
+    database, crowd, who: str, by_user: bool, sort_by: str, order: str, limit: int, offset: int
+) -> None:
+    user = crowd[who]
+    owner = crowd["supporter"].user_id if by_user else None
+    statement = list_statement(user.tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order)  # type: ignore[arg-type]
+    plan = await explain(database, user, statement)
+    relations = {n["Relation Name"] for n in plan if "Relation Name" in n}
+    indexes = {n["Index Name"] for n in plan if "Index Name" in n}
+    seq_scans = {n["Relation Name"] for n in plan if n["Node Type"] == "Seq Scan"}
+    # The sessions are found by index (plain, index-only or bitmap); a tiny joined table such as
+    # agent_configs may be read whole. messages are never read: message_count is maintained, and
+    # total sums the per-user counters (one user's by its key; a whole tenant's, one row per user).
+    assert "sessions" not in seq_scans, seq_scans
+    assert any(name.startswith("sessions_") for name in indexes), indexes
+    assert relations <= {"sessions", "session_counts", "agent_configs"}, relations
+    if by_user:
+        assert "session_counts_pkey" in indexes, indexes
+    else:
+        assert "session_counts" in relations, relations
 
-    tenant_id = await create_tenant(owner)
-    admin = await create_user(owner, tenant_id, "admin", settings.jwt_secret)
-    supporter = await create_user(owner, tenant_id, "supporter", settings.jwt_secret)
-    await bulk_sessions(owner, supporter, 20, 500)
+
+@pytest.mark.parametrize(("who", "offset"), list(itertools.product(("heavy", "admin"), (0, 100))))
+async def test_the_history_walks_the_message_index_in_order_and_stops_at_the_limit(
+    database, owner: asyncpg.Pool, crowd, who: str, offset: int
+) -> None:
+    heavy = crowd["heavy"]
+    session_id = await owner.fetchval("SELECT session_id FROM sessions WHERE user_id = $1 LIMIT 1", heavy.user_id)
+    plan = await explain(database, crowd[who], history_statement(heavy.tenant_id, session_id, limit=50, offset=offset))
+    scans = [n for n in plan if n.get("Relation Name") == "messages"]
+    assert [n["Node Type"] for n in scans] == ["Index Scan"]
+    assert scans[0]["Index Name"] == "messages_session_created_idx"
+    session_scans = [n for n in plan if n.get("Relation Name") == "sessions"]
+    assert [n["Node Type"] in {"Index Scan", "Index Only Scan"} for n in session_scans] == [True], session_scans
+    assert session_scans[0]["Index Name"] in KEYS, session_scans
+    # No sort of the whole history under the limit: the index gives the order.
+    limit = next(n for n in plan if n["Node Type"] == "Limit")
+    assert all(n["Node Type"] != "Sort" for n in nodes(limit))
+
+
+async def test_posting_finds_the_session_by_its_key(database, owner: asyncpg.Pool, crowd) -> None:
+    supporter = crowd["supporter"]
     session_id = await owner.fetchval("SELECT session_id FROM sessions WHERE user_id = $1 LIMIT 1", supporter.user_id)
-    await owner.execute("ANALYZE sessions; ANALYZE messages")
-    for user, offset in itertools.product((supporter, admin), (0, 100)):
-        plan = await explain(database, user, _PAGE_SQL, tenant_id, session_id, 50, offset, tenant_id, session_id)
-        scans = [n for n in plan if n.get("Relation Name") == "messages"]
-        assert [n["Node Type"] for n in scans] == ["Index Scan"], (user.role, offset)
-        assert scans[0]["Index Name"] == "messages_session_created_idx"
-        # No sort of the whole history under the limit: the index gives the order.
-        limit = next(n for n in plan if n["Node Type"] == "Limit")
-        assert all(n["Node Type"] != "Sort" for n in nodes(limit)), (user.role, offset)
+    plan = await explain(
+        database, supporter, add_statement(supporter.tenant_id, session_id, supporter.user_id, "user", "hi")
+    )
+    assert plan[0]["Node Type"] == "ModifyTable"
+    session_scans = [n for n in plan if n.get("Relation Name") == "sessions"]
+    assert [n["Node Type"] in {"Index Scan", "Index Only Scan"} for n in session_scans] == [True], session_scans
+    assert session_scans[0]["Index Name"] in KEYS, session_scans

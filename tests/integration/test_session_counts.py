@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.factories import TestUser, World, create_session, set_context
+from app.db.context import set_context
+from tests.factories import TestUser, World, create_session
 
 
 async def counted(owner: asyncpg.Pool, user: TestUser) -> tuple[int, int]:

@@ -128,7 +128,7 @@ def test_clean_copy_has_no_findings(throwaway: Throwaway) -> None:
         "public.tenants",
         "public.users",
     ]
-    assert report.policies == 24
+    assert report.policies == 21
     assert throwaway.role in report.runtime_roles
     assert "chat_runtime" in report.runtime_roles
     assert render_table(report).endswith("clean: no findings")
@@ -197,14 +197,14 @@ def test_new_tenant_table_without_rls(throwaway: Throwaway) -> None:
 
 
 def test_policy_dropped(throwaway: Throwaway) -> None:
-    throwaway.break_it("DROP POLICY users_delete ON users")
+    throwaway.break_it("DROP POLICY sessions_delete ON sessions")
     report = throwaway.audit()
     only(report, "policy_coverage", "policy_drift")
     assert findings(report, "policy_coverage") == [
-        Finding("policy_coverage", "public.users", "no permissive policy for DELETE")
+        Finding("policy_coverage", "public.sessions", "no permissive policy for DELETE")
     ]
     drift = findings(report, "policy_drift")
-    assert [f.object for f in drift] == ["policy public.users.users_delete"]
+    assert [f.object for f in drift] == ["policy public.sessions.sessions_delete"]
     assert "dropped" in drift[0].detail
 
 
@@ -252,16 +252,16 @@ def test_always_true_policy(throwaway: Throwaway) -> None:
 
 def test_policy_open_without_context_or_erroring(throwaway: Throwaway) -> None:
     throwaway.break_it(
-        "ALTER POLICY users_select ON users"
+        "ALTER POLICY users_access ON users"
         " USING (tenant_id = (SELECT rls.tenant_id()) OR (SELECT rls.tenant_id()) IS NULL)",
-        "ALTER POLICY tenants_insert ON tenants WITH CHECK (tenant_id = current_setting('app.tenant_id')::uuid)",
+        "ALTER POLICY tenants_access ON tenants WITH CHECK (tenant_id = current_setting('app.tenant_id')::uuid)",
     )
     report = throwaway.audit()
     only(report, "policy_always_true", "policy_drift")
     details = {f.object: f.detail for f in findings(report, "policy_always_true")}
-    assert set(details) == {"public.users.users_select", "public.tenants.tenants_insert"}
-    assert details["public.users.users_select"].startswith("USING passes a foreign row with no context")
-    assert details["public.tenants.tenants_insert"].startswith("cannot evaluate with_check")
+    assert set(details) == {"public.users.users_access", "public.tenants.tenants_access"}
+    assert details["public.users.users_access"].startswith("USING passes a foreign row with no context")
+    assert details["public.tenants.tenants_access"].startswith("cannot evaluate with_check")
 
 
 def test_policies_missing_their_clause(throwaway: Throwaway) -> None:
@@ -372,22 +372,22 @@ def test_security_definer_function_without_search_path(throwaway: Throwaway) -> 
 def test_cli_reports_a_broken_database_and_exits_1(
     throwaway: Throwaway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    throwaway.break_it("ALTER TABLE users NO FORCE ROW LEVEL SECURITY", "DROP POLICY users_update ON users")
+    throwaway.break_it("ALTER TABLE sessions NO FORCE ROW LEVEL SECURITY", "DROP POLICY sessions_update ON sessions")
     monkeypatch.setenv("DATABASE_URL", throwaway.dsn)
     monkeypatch.setenv("APP_DATABASE_URL", as_role(throwaway.dsn, throwaway.role, "y" * 16))
     assert main(["rls", "audit"]) == 1
     out = capsys.readouterr().out
     assert "rls_forced              FAIL 1" in out
     assert "policy_coverage         FAIL 1" in out
-    assert "public.users" in out
+    assert "public.sessions" in out
     assert out.rstrip().endswith("3 finding(s)")
     assert main(["rls", "audit", "--json"]) == 1
     body = json.loads(capsys.readouterr().out)
     assert body["clean"] is False
     assert {c["check"] for c in body["checks"] if not c["ok"]} == {"rls_forced", "policy_coverage", "policy_drift"}
     assert {(f["check"], f["object"]) for f in body["findings"]} == {
-        ("rls_forced", "public.users"),
-        ("policy_coverage", "public.users"),
-        ("policy_drift", "policy public.users.users_update"),
+        ("rls_forced", "public.sessions"),
+        ("policy_coverage", "public.sessions"),
+        ("policy_drift", "policy public.sessions.sessions_update"),
     }
     assert json.loads(render_json(throwaway.audit()))["findings"] == body["findings"]

@@ -13,10 +13,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from app.db.context import set_context
 from tests.factories import World
 
 TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts")
-CONTEXT = "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true)"
+# What an attacker who can run SQL as the runtime role would send (SECURITY.md): the API never does.
+FORGED_CONTEXT = (
+    "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), "
+    "set_config('app.role', $3, true)"
+)
 
 
 @pytest.fixture
@@ -59,7 +64,7 @@ async def test_row_security_off_is_an_error_not_a_bypass(runtime: asyncpg.Connec
 @pytest.mark.parametrize("reset", ["RESET ALL", "RESET app.tenant_id", "SET app.tenant_id TO DEFAULT"])
 async def test_reset_mid_transaction_leaves_no_context(runtime: asyncpg.Connection, victims: World, reset: str) -> None:
     async with runtime.transaction():
-        await runtime.execute(CONTEXT, str(victims.a.tenant_id), str(victims.a.admin.user_id))
+        await set_context(runtime, victims.a.tenant_id, victims.a.admin.user_id)
         assert await runtime.fetchval("SELECT count(*) FROM sessions") == 6
         await runtime.execute(reset)
         for table in TENANT_TABLES:
@@ -68,7 +73,7 @@ async def test_reset_mid_transaction_leaves_no_context(runtime: asyncpg.Connecti
 
 async def test_discard_all_is_refused_inside_a_transaction(runtime: asyncpg.Connection, victims: World) -> None:
     async with runtime.transaction():
-        await runtime.execute(CONTEXT, str(victims.a.tenant_id), str(victims.a.admin.user_id))
+        await set_context(runtime, victims.a.tenant_id, victims.a.admin.user_id)
         with pytest.raises(asyncpg.ActiveSQLTransactionError):
             await runtime.execute("DISCARD ALL")
     await runtime.execute("DISCARD ALL")  # outside: allowed, and the context is gone either way
@@ -78,7 +83,7 @@ async def test_discard_all_is_refused_inside_a_transaction(runtime: asyncpg.Conn
 
 async def test_context_ends_with_the_transaction(runtime: asyncpg.Connection, victims: World) -> None:
     async with runtime.transaction():
-        await runtime.execute(CONTEXT, str(victims.b.tenant_id), str(victims.b.alice.user_id))
+        await set_context(runtime, victims.b.tenant_id, victims.b.alice.user_id)
         assert await runtime.fetchval("SELECT count(*) FROM sessions") == 3
     for table in TENANT_TABLES:
         assert await runtime.fetchval(f"SELECT count(*) FROM {table}") == 0, table
@@ -89,7 +94,7 @@ async def test_a_context_sees_only_its_tenant_and_writes_nowhere_else(
 ) -> None:
     a, b = victims.a, victims.b
     async with runtime.transaction():
-        await runtime.execute(CONTEXT, str(a.tenant_id), str(a.alice.user_id))
+        await set_context(runtime, a.tenant_id, a.alice.user_id)
         for table in TENANT_TABLES:
             tenants = {r[0] for r in await runtime.fetch(f"SELECT DISTINCT tenant_id FROM {table}")}
             assert tenants == {a.tenant_id}, table
@@ -128,30 +133,55 @@ async def test_a_context_sees_only_its_tenant_and_writes_nowhere_else(
 )
 async def test_runtime_role_may_not(runtime: asyncpg.Connection, victims: World, statement: str) -> None:
     async with runtime.transaction():
-        await runtime.execute(CONTEXT, str(victims.a.tenant_id), str(victims.a.admin.user_id))
+        await set_context(runtime, victims.a.tenant_id, victims.a.admin.user_id)
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await runtime.execute(statement)
 
 
 async def test_context_functions_return_only_what_was_set(runtime: asyncpg.Connection, victims: World) -> None:
-    assert await runtime.fetchval("SELECT (rls.tenant_id(), rls.user_id(), rls.is_admin())::text") == "(,,f)"
+    assert await runtime.fetchval("SELECT (rls.tenant_id(), rls.user_id(), rls.role())::text") == "(,,)"
     async with runtime.transaction():
-        # B's admin id with A's tenant: not an admin here (the role comes from A's users table).
-        await runtime.execute(CONTEXT, str(victims.a.tenant_id), str(victims.b.admin.user_id))
-        assert await runtime.fetchval("SELECT rls.is_admin()") is False
+        # B's admin id with A's tenant: no user of A, so no role (the role comes from A's users table).
+        assert await set_context(runtime, victims.a.tenant_id, victims.b.admin.user_id) is None
+        assert await runtime.fetchval("SELECT rls.role()") is None
         assert await runtime.fetchval("SELECT count(*) FROM sessions") == 0
-        await runtime.execute(CONTEXT, str(victims.a.tenant_id), str(uuid.uuid4()))
-        assert await runtime.fetchval("SELECT rls.is_admin()") is False
-        await runtime.execute(CONTEXT, str(victims.a.tenant_id), str(victims.a.alice.user_id))
-        assert await runtime.fetchval("SELECT rls.is_admin()") is False
-        await runtime.execute(CONTEXT, "' OR true --", str(victims.a.alice.user_id))
-        with pytest.raises(asyncpg.InvalidTextRepresentationError):  # a malformed context fails closed
+        assert await set_context(runtime, victims.a.tenant_id, uuid.uuid4()) is None
+        assert await runtime.fetchval("SELECT rls.role()") is None
+        alice = await set_context(runtime, victims.a.tenant_id, victims.a.alice.user_id)
+        assert alice is not None
+        assert alice["email"] == victims.a.alice.email
+        assert await runtime.fetchval("SELECT rls.role()") == "supporter"
+        admin = await set_context(runtime, victims.a.tenant_id, victims.a.admin.user_id)
+        assert admin is not None
+        assert admin["role"] == "admin"
+        assert await runtime.fetchval("SELECT (rls.tenant_id(), rls.user_id(), rls.role())::text") == (
+            f"({victims.a.tenant_id},{victims.a.admin.user_id},admin)"
+        )
+        # A context of a user alone: the role of the previous context does not linger.
+        assert await set_context(runtime, victims.a.tenant_id) is None
+        assert await runtime.fetchval("SELECT (rls.user_id(), rls.role())::text") == "(,)"
+
+
+async def test_set_context_refuses_to_run_outside_a_transaction(runtime: asyncpg.Connection, victims: World) -> None:
+    with pytest.raises(RuntimeError, match="transaction"):
+        await set_context(runtime, victims.a.tenant_id, victims.a.alice.user_id)
+
+
+async def test_a_malformed_forged_context_fails_closed(runtime: asyncpg.Connection, victims: World) -> None:
+    async with runtime.transaction():
+        await runtime.execute(FORGED_CONTEXT, "' OR true --", str(victims.a.alice.user_id), "")
+        with pytest.raises(asyncpg.InvalidTextRepresentationError):
             await runtime.fetchval("SELECT count(*) FROM sessions")
 
 
 async def test_a_forged_context_is_trusted_by_design(runtime: asyncpg.Connection, victims: World) -> None:
-    """Assumed, not guaranteed: SQL injection could call set_config itself (see SECURITY.md)."""
+    """Assumed, not guaranteed: SQL injection could call set_config itself (see SECURITY.md).
+
+    A forged role is honoured as well: with any user id of the tenant (the users table is
+    readable tenant-wide), 'admin' reads the colleagues' sessions. That is why only
+    parameterised SQL exists in the API.
+    """
     async with runtime.transaction():
-        await runtime.execute(CONTEXT, str(victims.b.tenant_id), str(victims.b.admin.user_id))
-        assert await runtime.fetchval("SELECT rls.is_admin()") is True
+        await runtime.execute(FORGED_CONTEXT, str(victims.b.tenant_id), str(victims.b.alice.user_id), "admin")
+        assert await runtime.fetchval("SELECT rls.role()") == "admin"
         assert await runtime.fetchval("SELECT count(*) FROM sessions") == 6

@@ -8,7 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.factories import World, make_token, set_context
+from app.db.context import set_context
+from tests.factories import World, make_token
 
 TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts")
 

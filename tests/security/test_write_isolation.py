@@ -8,7 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.factories import TestTenant, TestUser, World, set_context, snapshot
+from app.db.context import set_context
+from tests.factories import TestTenant, TestUser, World, snapshot
 
 # Every route that names a session: (method, path under /api/{tenant_id}/, body).
 SESSION_ROUTES = [
