@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Modules held at 100% coverage: the queries, auth and database context.
-FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/users/queries.py,app/auth/*.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py
+FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/auth/*.py,app/db/context.py,app/db/policies.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py
 
 .PHONY: help install run test lint format bench bench-scale bench-variants bench-tools clean chromium pgbouncer
 

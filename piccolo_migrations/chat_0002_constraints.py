@@ -3,8 +3,8 @@
 Piccolo's column API has no composite foreign keys, so they are raw SQL here. They make
 the database itself refuse rows that mix tenants: a session must point at a user (and
 an agent) of its own tenant, a message at a session of its own tenant. The functions and
-the trigger made here are history: ``db upgrade`` maintains them from
-``rls_policies/messages.sql``.
+the trigger made here are history: ``db upgrade`` maintains them, with the
+policies, in its step after the migrations.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager

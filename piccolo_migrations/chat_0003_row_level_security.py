@@ -1,6 +1,6 @@
 """Row-level security: nothing to do here any more (kept so that the history stays whole).
 
-This migration used to apply the live ``rls_policies/*.sql``, which broke fresh installs
+This migration used to apply the live policy files, which broke fresh installs
 as soon as a policy used a column of a later migration. Policies, their functions,
 triggers and grants are now a repeatable step that ``python -m app db upgrade`` applies
 after all migrations; migrations are frozen history that never read those files.

@@ -3,8 +3,8 @@
 ``count(*)`` over an admin's whole tenant grows with the tenant's sessions; summing one
 counter row per user does not. The trigger runs as its owner (SECURITY DEFINER, fixed
 search_path) so the runtime role only reads the counters. The function and trigger made
-here are history: ``db upgrade`` maintains them from ``rls_policies/sessions.sql``, and the
-table's policies from ``rls_policies/session_counts.sql``.
+here are history: ``db upgrade`` maintains them, with the table's
+policies, in its step after the migrations.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager

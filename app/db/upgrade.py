@@ -109,8 +109,11 @@ async def migrate() -> str:
 
     before = await _migrations_run()
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        result = await run_forwards(app_name="all")
+    try:
+        with contextlib.redirect_stdout(printed):
+            result = await run_forwards(app_name="all")
+    except Exception as error:  # noqa: BLE001 - a migration's own SQL failed: say which, and why
+        raise MigrationError(f"migrations failed: {error!r}\n{printed.getvalue()}") from error
     if not result.success:
         raise MigrationError(f"migrations failed: {result.message}\n{printed.getvalue()}")
     after = await _migrations_run()

@@ -269,3 +269,16 @@ async def test_a_cancelled_request_returns_its_connection(app_with, world: World
             await asyncio.wait_for(http.get(world.a.path("probe/hold"), headers=world.a.alice.headers), 0.1)
         after = await http.get(world.a.path(), headers=world.a.alice.headers)
     assert after.status_code == 200
+
+
+async def test_a_body_over_a_mebibyte_is_answered_413_without_a_connection(app_with, world: World) -> None:
+    async with app_with(pool_max_size=1) as http:
+        refused = await http.post(
+            world.a.path(),
+            headers={**world.a.alice.headers, "content-type": "application/json"},
+            content=b" " * (2**20 + 1),
+        )
+        after = await http.get(world.a.path(), headers=world.a.alice.headers)
+    assert refused.status_code == 413
+    assert refused.json() == {"status_code": 413, "detail": "request body larger than 1048576 bytes"}
+    assert after.status_code == 200
