@@ -112,7 +112,7 @@ async def migrate() -> str:
     try:
         with contextlib.redirect_stdout(printed):
             result = await run_forwards(app_name="all")
-    except Exception as error:  # noqa: BLE001 - a migration's own SQL failed: say which, and why
+    except Exception as error:  # a migration's own SQL failed: say which, and why
         raise MigrationError(f"migrations failed: {error!r}\n{printed.getvalue()}") from error
     if not result.success:
         raise MigrationError(f"migrations failed: {result.message}\n{printed.getvalue()}")
