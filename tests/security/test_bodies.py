@@ -85,7 +85,9 @@ async def test_hostile_body_is_400_naming_the_body(
 
 
 @pytest.mark.parametrize("route", BODY_ROUTES, ids=str)
-async def test_the_same_body_in_valid_utf8_is_accepted(client, victims: World, owner: asyncpg.Pool, route: Route) -> None:
+async def test_the_same_body_in_valid_utf8_is_accepted(
+    client, victims: World, owner: asyncpg.Pool, route: Route
+) -> None:
     """The control: the hostile bodies above differ from an accepted one only by their bytes."""
     user = victims.a.bob
     session_id = await create_session(owner, user, title="target")

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
-from tests.factories import World, create_session
+from tests.factories import World, create_session, other_spellings
 from tests.security.attack import BY_SESSION, MOUNTED, Route, foreign_markers, leaks
 
 HOSTILE = {
@@ -166,19 +166,7 @@ async def test_malformed_json_body_is_400(
     assert not leaks(response.text, foreign_markers(victims, user))
 
 
-def spellings(value: uuid.UUID) -> dict[str, str]:
-    """Other spellings of one UUID that Python's ``uuid.UUID`` reads as the same id."""
-    text = str(value)
-    return {
-        "fullwidth digits": "".join(chr(0xFF10 + int(c)) if c.isdigit() else c for c in text),
-        "arabic-indic digits": "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in text),
-        "no hyphens": value.hex,
-        "braces": "{" + text + "}",
-        "urn": f"urn:uuid:{text}",
-    }
-
-
-@pytest.mark.parametrize("spelling", spellings(uuid.uuid4()))
+@pytest.mark.parametrize("spelling", other_spellings(uuid.uuid4()))
 async def test_another_spelling_of_a_real_id_is_400_naming_it(client, victims: World, spelling: str) -> None:
     """The same tenant, session, user or agent written otherwise is refused everywhere an id enters."""
     tenant, admin = victims.a, victims.a.admin
@@ -186,14 +174,14 @@ async def test_another_spelling_of_a_real_id_is_400_naming_it(client, victims: W
     assert own.status_code == 200
     session_id = tenant.sessions[admin.user_id][0]
     cases = [
-        ("tenant_id", "GET", f"/api/{spellings(tenant.tenant_id)[spelling]}/sessions", {}),
-        ("session_id", "GET", tenant.path(f"sessions/{spellings(session_id)[spelling]}"), {}),
-        ("user_id", "GET", tenant.path(), {"params": {"user_id": spellings(admin.user_id)[spelling]}}),
+        ("tenant_id", "GET", f"/api/{other_spellings(tenant.tenant_id)[spelling]}/sessions", {}),
+        ("session_id", "GET", tenant.path(f"sessions/{other_spellings(session_id)[spelling]}"), {}),
+        ("user_id", "GET", tenant.path(), {"params": {"user_id": other_spellings(admin.user_id)[spelling]}}),
         (
             "agent_id",
             "POST",
             tenant.path(),
-            {"json": {"agent_id": spellings(tenant.agents["DebtAgent"])[spelling]}},
+            {"json": {"agent_id": other_spellings(tenant.agents["DebtAgent"])[spelling]}},
         ),
     ]
     for name, method, url, extra in cases:
