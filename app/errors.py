@@ -20,7 +20,7 @@ from litestar.datastructures import State
 from litestar.exceptions import ValidationException
 from litestar.handlers.base import BaseRouteHandler
 
-from app.inputs import ID_WORDS, PATTERN_WORDS, integer_words
+from app.inputs import PATTERN_WORDS, integer_words, is_integer
 
 log = logging.getLogger("app")
 
@@ -50,8 +50,6 @@ MESSAGE_WORDS: list[tuple[re.Pattern[str], Any]] = [
     (re.compile(r"Expected `(.+)`, got `.+`"), lambda expected: f"must be {_types(expected)}"),
     (re.compile(r"Expected `\w+` >= (.+)"), lambda n: f"must be at least {_count(n)}"),
     (re.compile(r"Expected `\w+` <= (.+)"), lambda n: f"must be at most {_count(n)}"),
-    (re.compile(r"Expected `\w+` > (.+)"), lambda n: f"must be more than {_count(n)}"),
-    (re.compile(r"Expected `\w+` < (.+)"), lambda n: f"must be less than {_count(n)}"),
     (re.compile(r"Expected `str` of length >= 1"), lambda: "must not be empty"),
     (re.compile(r"Expected `str` of length >= (\d+)"), lambda n: f"must be at least {_count(n, 'characters')}"),
     (re.compile(r"Expected `str` of length <= (\d+)"), lambda n: f"must be at most {_count(n, 'characters')}"),
@@ -62,7 +60,6 @@ MESSAGE_WORDS: list[tuple[re.Pattern[str], Any]] = [
         lambda pattern: PATTERN_WORDS.get(ast.literal_eval(pattern), "is not in the expected format"),
     ),
     (re.compile(r"Invalid enum value .+"), lambda: "is not one of the allowed values"),
-    (re.compile(r"Invalid UUID"), lambda: ID_WORDS),
 ]
 # Messages that name a field of the body themselves (msgspec reports them on the whole object).
 FIELD_MESSAGES = [
@@ -104,7 +101,7 @@ def _words(handler: BaseRouteHandler | None, key: str, source: str | None, messa
         declared = _body_field(parameters["data"].raw, key) if "data" in parameters else None
     else:
         field = parameters.get(key)
-        if field is not None and int in {field.annotation, *(inner.annotation for inner in field.inner_types)}:
+        if field is not None and is_integer(field):
             return integer_words(field)
         declared = field.raw if field is not None else None
     if (choices := _choices(declared)) is not None:

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.enums import ParamType
 from litestar.exceptions import SerializationException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import ParameterKwarg
@@ -105,9 +106,9 @@ class StrictRequest(Request[Any, Any, Any]):
         raise body_error(NUL_WORDS)
 
 
-def _is_integer(field: Any) -> bool:
+def is_integer(field: Any) -> bool:
     """True for a parameter declared ``int`` (also optional, or a list of them); ``bool`` is not one."""
-    return int in {field.annotation, *(inner.annotation for inner in field.inner_types)}
+    return field.annotation is int or any(is_integer(inner) for inner in field.inner_types)
 
 
 def integer_words(field: Any) -> str:
@@ -122,17 +123,24 @@ def integer_words(field: Any) -> str:
     return "must be a whole number"
 
 
+def _raw_values(connection: ASGIConnection[Any, Any, Any, Any], key: str, kind: ParamType) -> list[Any]:
+    """The values a client sent for parameter ``key`` (a path parameter arrives already converted if not ``:str``)."""
+    if kind is ParamType.PATH or key in connection.path_params:
+        return [connection.path_params[key]]
+    if kind is ParamType.HEADER:
+        return connection.headers.getall(key, [])
+    if kind is ParamType.COOKIE:
+        return [connection.cookies[key]] if key in connection.cookies else []
+    return connection.query_params.getall(key, [])
+
+
 def plain_integers(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: each integer path or query parameter of the route is plain ASCII digits (``10``, never ``10.0``)."""
+    """Guard: each integer parameter of the route (path, query, header, cookie) is plain ASCII digits (``10``)."""
     for name, field in handler.parsed_fn_signature.parameters.items():
-        if not _is_integer(field):
+        if not is_integer(field):
             continue
-        kwarg = field.kwarg_definition
-        key = (kwarg.query if isinstance(kwarg, ParameterKwarg) else None) or name
-        if key in connection.path_params:
-            source, values = "path", [connection.path_params[key]]
-        else:
-            source, values = "query", connection.query_params.getall(key, [])
-        # (A path converter such as ``{n:int}`` hands over an int: the app declares its path parameters ``:str``.)
+        kwarg = field.kwarg_definition if isinstance(field.kwarg_definition, ParameterKwarg) else None
+        key, kind = (kwarg.name or name, kwarg.param_type) if kwarg else (name, ParamType.QUERY)
+        values = _raw_values(connection, key, kind)
         if any(isinstance(v, str) and not PLAIN_INTEGER.fullmatch(v) for v in values):
-            raise invalid(key, integer_words(field), source)
+            raise invalid(key, integer_words(field), kind.value)

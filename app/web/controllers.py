@@ -21,6 +21,7 @@ from litestar.types import ControllerRouterHandler
 
 from app.auth.tokens import mint_token
 from app.db.engine import get_engine
+from app.inputs import Id
 from app.seed import TENANTS, demo_id
 from app.settings import Settings
 
@@ -50,8 +51,8 @@ class DevUser(msgspec.Struct, frozen=True):
 class DevTokenRequest(msgspec.Struct, frozen=True):
     """Whom to mint a token for."""
 
-    tenant_id: UUID
-    user_id: UUID
+    tenant_id: Id
+    user_id: Id
 
 
 class DevToken(msgspec.Struct, frozen=True):
