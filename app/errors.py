@@ -26,13 +26,11 @@ log = logging.getLogger("app")
 
 TYPE_WORDS = {
     "int": "a whole number",
-    "float": "a number",
     "str": "text",
     "bool": "true or false",
     "object": "a JSON object",
     "array": "a list",
     "null": "null",
-    "uuid": "a UUID",
 }
 
 
@@ -61,11 +59,11 @@ MESSAGE_WORDS: list[tuple[re.Pattern[str], Any]] = [
     ),
     (re.compile(r"Invalid enum value .+"), lambda: "is not one of the allowed values"),
 ]
-# Messages that name a field of the body themselves (msgspec reports them on the whole object).
+# Messages that name their field themselves (msgspec reports these two on the whole object).
 FIELD_MESSAGES = [
-    (re.compile(r"Object missing required field `(.+)`"), "is required"),
-    (re.compile(r"Object contains unknown field `(.+)`"), "is not a field of this request"),
-    (re.compile(r"Missing required \w+ parameter '(.+)' for path .*"), "is required"),
+    (re.compile(r"Object missing required field `(?P<key>.+)`"), "is required"),
+    (re.compile(r"Object contains unknown field `(?P<key>.+)`"), "is not a field of this request"),
+    (re.compile(r"Missing required (?P<source>\w+) parameter '(?P<key>.+)' for path .*"), "is required"),
 ]
 
 
@@ -118,7 +116,7 @@ def _problem(handler: BaseRouteHandler | None, problem: dict[str, Any]) -> dict[
     key = str(problem.get("key", ""))
     for pattern, words in FIELD_MESSAGES:
         if match := pattern.fullmatch(message):
-            return {"key": match.group(1), "message": words, "source": source or "query"}
+            return {"key": match["key"], "message": words, "source": match.groupdict().get("source", source)}
     if key == "data" and source == "body":  # msgspec's error is about the body itself
         return {"message": _words(None, "", None, message), "source": "body"}
     return {**problem, "message": _words(handler, key, source, message)}
@@ -130,7 +128,7 @@ def validation_error(
     """400 whose ``detail`` names each offending field in words; ``extra`` lists them one by one."""
     handler = request.scope.get("route_handler")
     raw = [p for p in error.extra if isinstance(p, dict)] if isinstance(error.extra, list) else []
-    if not raw and error.detail.startswith("Missing required"):
+    if not raw and error.detail.startswith("Missing required"):  # Litestar says this one in ``detail`` only
         raw = [{"message": error.detail}]
     problems = [_problem(handler, p) for p in raw]
     sentences = [f"{p['key']} {p['message']}" if p.get("key") else f"the request body {p['message']}" for p in problems]

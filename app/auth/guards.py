@@ -40,8 +40,8 @@ async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     """Verify the bearer JWT, open the request transaction with its tenant context, load the user.
 
     401 for a missing or bad token and for a user that does not exist in the token's
-    tenant; then 400 when the path's tenant id is malformed, 403 when it is not the token's. The user (with the role
-    read from the database) is left in ``connection.state.user``.
+    tenant; then 400 when the path's tenant id is malformed, 403 when it is not the token's.
+    The user (with the role read from the database) is left in ``connection.state.user``.
     """
     scheme, _space, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

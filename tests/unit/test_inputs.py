@@ -230,7 +230,10 @@ def test_path_integers_required_parameters_and_plain_errors(http: TestClient[Lit
         [{"key": "page", "message": "must be a whole number", "source": "path"}],
     )
     response = http.get("/pages/3/4")
-    assert (response.status_code, response.json()["detail"]) == (400, "need is required")
+    assert (response.status_code, response.json()["extra"]) == (
+        400,
+        [{"key": "need", "message": "is required", "source": "query"}],
+    )
     assert http.get("/custom").json() == {"status_code": 400, "detail": "words of its own"}
 
 
