@@ -14,6 +14,7 @@ Anything else is a 400 naming the field (or the body), before a handler runs.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from uuid import UUID
@@ -134,13 +135,20 @@ def _raw_values(connection: ASGIConnection[Any, Any, Any, Any], key: str, kind: 
     return connection.query_params.getall(key, [])
 
 
+@functools.cache
+def _integer_parameters(handler: BaseRouteHandler) -> tuple[tuple[str, ParamType, str], ...]:
+    """The route's integer parameters once: (name sent by the client, where, the words of its 400)."""
+    found = []
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        if is_integer(field):
+            kwarg = field.kwarg_definition if isinstance(field.kwarg_definition, ParameterKwarg) else None
+            key, kind = (kwarg.name or name, kwarg.param_type) if kwarg else (name, ParamType.QUERY)
+            found.append((key, kind, integer_words(field)))
+    return tuple(found)
+
+
 def plain_integers(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard: each integer parameter of the route (path, query, header, cookie) is plain ASCII digits (``10``)."""
-    for name, field in handler.parsed_fn_signature.parameters.items():
-        if not is_integer(field):
-            continue
-        kwarg = field.kwarg_definition if isinstance(field.kwarg_definition, ParameterKwarg) else None
-        key, kind = (kwarg.name or name, kwarg.param_type) if kwarg else (name, ParamType.QUERY)
-        values = _raw_values(connection, key, kind)
-        if any(isinstance(v, str) and not PLAIN_INTEGER.fullmatch(v) for v in values):
-            raise invalid(key, integer_words(field), kind.value)
+    for key, kind, words in _integer_parameters(handler):
+        if any(isinstance(v, str) and not PLAIN_INTEGER.fullmatch(v) for v in _raw_values(connection, key, kind)):
+            raise invalid(key, words, kind.value)
