@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-# Modules held at 100% coverage: the queries, auth and database context.
-FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/auth/*.py,app/db/context.py,app/db/policies.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py
+# Modules held at 100% coverage: the queries, auth, database context, input parsing and error handlers.
+FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/auth/*.py,app/db/context.py,app/db/policies.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py,app/inputs.py,app/errors.py
 
 .PHONY: help install run test lint format bench bench-scale bench-variants bench-tools clean chromium pgbouncer
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
-from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar import Litestar, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -15,7 +15,7 @@ from litestar.exceptions import ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import HTTP_200_OK, HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ControllerRouterHandler
 
 from app.agents.controllers import AgentController
@@ -31,8 +31,10 @@ from app.db.transaction import (
     TransactionMiddleware,
     database_error_response,
 )
+from app.errors import internal_error, validation_error
+from app.inputs import StrictRequest, plain_integers
 from app.messages.controllers import MessageController
-from app.openapi import ClosedStructSchemaPlugin
+from app.openapi import ClosedStructSchemaPlugin, IdSchemaPlugin
 from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController
@@ -78,16 +80,6 @@ async def release_connection(connection: asyncpg.Connection) -> None:
     """
 
 
-def validation_error(_: Request[object, object, State], error: ValidationException) -> Response[dict[str, object]]:
-    """400 whose ``detail`` names the offending fields (Litestar lists them in ``extra``)."""
-    problems = [p for p in error.extra if isinstance(p, dict)] if isinstance(error.extra, list) else []
-    named = [f"{p['key']}: {p.get('message')}" for p in problems if p.get("key")]
-    body: dict[str, object] = {"status_code": 400, "detail": "invalid " + "; ".join(named) if named else error.detail}
-    if error.extra:
-        body["extra"] = error.extra
-    return Response(body, status_code=400, media_type=MediaType.JSON)
-
-
 def create_app(
     settings: Settings | None = None, extra_api_handlers: Sequence[ControllerRouterHandler] = ()
 ) -> Litestar:
@@ -124,9 +116,10 @@ def create_app(
             await engine.close_connection_pool()
 
     api = Router(
-        path="/api/{tenant_id:uuid}",
+        # ``:str``: a malformed tenant id must reach the guard (401 first, then 400), not fail routing (404).
+        path="/api/{tenant_id:str}",
         route_handlers=[SessionController, MessageController, AgentController, MeController, *extra_api_handlers],
-        guards=[tenant_guard],
+        guards=[tenant_guard, plain_integers],
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
         middleware=[
             DefineMiddleware(
@@ -143,12 +136,14 @@ def create_app(
         security=[{"BearerToken": []}],
     )
     return Litestar(
-        plugins=[ClosedStructSchemaPlugin()],
+        plugins=[ClosedStructSchemaPlugin(), IdSchemaPlugin()],
+        request_class=StrictRequest,
         route_handlers=[api, health, ready, *web_handlers(settings)],
         lifespan=[database],
         state=State({"settings": settings}),
         exception_handlers={
             ValidationException: validation_error,
+            HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
             **dict.fromkeys(DATABASE_DOWN_ERRORS + DRIVER_ERRORS, database_error_response),
         },
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,

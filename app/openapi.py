@@ -1,8 +1,9 @@
-"""OpenAPI generation: request bodies that refuse unknown fields say so (``additionalProperties: false``).
+"""OpenAPI generation: closed request bodies, and ids documented as the UUIDs they are.
 
 Litestar documents a msgspec ``Struct`` as an open object even when the struct has
 ``forbid_unknown_fields=True`` and the server answers 400 to an extra field; a client (or a
-schema fuzzer) reading the document would then send bodies the server refuses.
+schema fuzzer) reading the document would then send bodies the server refuses. And it does
+not know ``app.inputs.Id`` (a ``UUID`` subclass) at all.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
+from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
+
+from app.inputs import Id
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
-    from litestar.openapi.spec import Schema
 
 
 class ClosedStructSchemaPlugin(StructSchemaPlugin):
@@ -29,3 +33,13 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
         schema = super().to_openapi_schema(field_definition, schema_creator)
         schema.additional_properties = False
         return schema
+
+
+class IdSchemaPlugin(OpenAPISchemaPlugin):
+    """``Id`` is documented as Litestar documents ``UUID``: ``{type: string, format: uuid}``."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return field_definition.annotation is Id
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        return Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID)

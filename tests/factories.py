@@ -22,6 +22,18 @@ def make_token(secret: str, user_id: uuid.UUID, tenant_id: uuid.UUID, /, ttl: in
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
+def other_spellings(value: uuid.UUID) -> dict[str, str]:
+    """Other spellings of one UUID that Python's ``uuid.UUID`` reads as the same id (the API refuses them)."""
+    text = str(value)
+    return {
+        "fullwidth digits": "".join(chr(0xFF10 + int(c)) if c.isdigit() else c for c in text),
+        "arabic-indic digits": "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in text),
+        "no hyphens": value.hex,
+        "braces": "{" + text + "}",
+        "urn": f"urn:uuid:{text}",
+    }
+
+
 @dataclass
 class TestUser:
     """A user of a test tenant, with a valid token."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from litestar import Controller, get
 from litestar.params import FromPath
 
 from app.agents import queries
 from app.agents.schemas import AgentInfo
 from app.auth.guards import GUARD_ERRORS
+from app.inputs import Id
 
 
 class AgentController(Controller):
@@ -19,5 +18,5 @@ class AgentController(Controller):
     tags = ["agents"]
 
     @get("/", summary="List agents", description="The tenant's agents, by name.", raises=GUARD_ERRORS)
-    async def list_agents(self, tenant_id: FromPath[UUID]) -> list[AgentInfo]:
+    async def list_agents(self, tenant_id: FromPath[Id]) -> list[AgentInfo]:
         return await queries.list_agents(tenant_id)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 
 from app.auth.tokens import InvalidTokenError, decode_token
 from app.db.transaction import DatabaseUnavailableError, get_request_transaction
+from app.inputs import ID_WORDS, Id, invalid
 from app.settings import Settings
 from app.users.schemas import UserInfo
 
 # What every guarded route may answer besides its own codes (for the OpenAPI document).
-# 404: the router answers it for a path whose tenant_id is not a UUID.
-GUARD_ERRORS = [NotAuthorizedException, PermissionDeniedException, NotFoundException, DatabaseUnavailableError]
+# 400: a path whose tenant_id is not a UUID (once the token is valid).
+GUARD_ERRORS = [NotAuthorizedException, PermissionDeniedException, ValidationException, DatabaseUnavailableError]
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="chat-sessions"'}
 
 
@@ -26,12 +28,20 @@ def _unauthorized(detail: str) -> NotAuthorizedException:
     return NotAuthorizedException(detail=detail, headers=BEARER_CHALLENGE)
 
 
+def path_tenant_id(connection: ASGIConnection[Any, Any, Any, Any]) -> UUID:
+    """The path's ``tenant_id``, read only after authentication: malformed → 400 naming it, never before a 401."""
+    try:
+        return Id(connection.path_params["tenant_id"])
+    except ValueError:
+        raise invalid("tenant_id", ID_WORDS, "path") from None
+
+
 async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Verify the bearer JWT, begin the request transaction with its tenant context, load the user.
 
     401 for a missing or bad token and for a user that does not exist in the token's
-    tenant; then 403 when the path's tenant is not the token's. The user (with the role
-    read from the database) is left in ``connection.state.user``.
+    tenant; then 400 when the path's tenant id is malformed, 403 when it is not the token's.
+    The user (with the role read from the database) is left in ``connection.state.user``.
     """
     scheme, _space, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -44,7 +54,7 @@ async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     row = await get_request_transaction(connection.scope).begin(claims.tenant_id, claims.user_id)
     if row is None:
         raise _unauthorized("unknown user")
-    if connection.path_params.get("tenant_id") != claims.tenant_id:
+    if path_tenant_id(connection) != claims.tenant_id:
         raise PermissionDeniedException(detail="token is not valid for this tenant")
     connection.state.user = msgspec.convert(dict(row), UserInfo)
 

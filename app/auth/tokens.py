@@ -8,6 +8,7 @@ from uuid import UUID
 import jwt
 import msgspec
 
+from app.inputs import Id
 from app.settings import Settings
 
 REQUIRED_CLAIMS = ["exp", "sub", "tenant_id"]
@@ -39,9 +40,9 @@ def decode_token(token: str, settings: Settings) -> Claims:
         raise InvalidTokenError("token expired") from error
     except jwt.PyJWTError as error:
         raise InvalidTokenError("invalid token") from error
-    try:
-        return Claims(user_id=UUID(str(payload["sub"])), tenant_id=UUID(str(payload["tenant_id"])))
-    except (ValueError, TypeError, AttributeError) as error:
+    try:  # canonical spellings only: a claim must name its user and tenant exactly as the path and the database do
+        return Claims(user_id=Id(payload["sub"]), tenant_id=Id(payload["tenant_id"]))
+    except ValueError as error:
         raise InvalidTokenError("invalid token") from error
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from app.inputs import Id
 from app.messages import queries
 from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
 from app.sessions.controllers import SESSION_ERRORS, SessionId, session_not_found, write_refused
@@ -29,7 +29,7 @@ class MessageController(Controller):
     )
     async def list_messages(
         self,
-        tenant_id: FromPath[UUID],
+        tenant_id: FromPath[Id],
         session_id: SessionId,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1–200")] = 50,
         offset: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="Messages to skip, ≥ 0")] = 0,
@@ -51,7 +51,7 @@ class MessageController(Controller):
     )
     async def add_message(
         self,
-        tenant_id: FromPath[UUID],
+        tenant_id: FromPath[Id],
         session_id: SessionId,
         user: NamedDependency[UserInfo],
         data: JSONBody[MessageCreate],

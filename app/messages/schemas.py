@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from app.inputs import NOT_BLANK
+
 CONTENT_MAX = 32_768
 Role = Literal["user", "assistant", "system", "tool"]
 
@@ -37,4 +39,4 @@ class MessageCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     role: Role
     # Linear-time pattern: some non-space character, and no NUL byte anywhere (PostgreSQL text can't hold one).
-    content: Annotated[str, msgspec.Meta(min_length=1, max_length=CONTENT_MAX, pattern=r"^\s*[^\s\x00][^\x00]*$")]
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=CONTENT_MAX, pattern=NOT_BLANK)]

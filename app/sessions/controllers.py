@@ -7,11 +7,12 @@ from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
+from app.inputs import Id, invalid
 from app.sessions import queries
 from app.sessions.schemas import Order, SessionCreate, SessionInfo, SessionListResponse, SessionUpdate, SortBy
 from app.users.schemas import UserInfo
@@ -19,8 +20,8 @@ from app.users.schemas import UserInfo
 # A session id in the path: declared ``str`` in the route so that a malformed id reaches the
 # handler's signature (400 naming ``session_id``) instead of failing route matching (404).
 SESSION_PATH = "/{session_id:str}"
-SessionId = FromPath[UUID]
-SESSION_ERRORS = [*GUARD_ERRORS, ValidationException]  # GUARD_ERRORS has the 404 (one class per status)
+SessionId = FromPath[Id]
+SESSION_ERRORS = [*GUARD_ERRORS, NotFoundException]  # GUARD_ERRORS has the 400 (one class per status)
 
 
 def session_not_found() -> NotFoundException:
@@ -53,18 +54,19 @@ class SessionController(Controller):
             "name only themselves as `user_id` (another id: 403). An admin sees the whole tenant, or one "
             "user's sessions with `user_id` (a user outside the tenant simply has none)."
         ),
-        raises=[*GUARD_ERRORS, ValidationException],
+        raises=GUARD_ERRORS,
     )
     async def list_sessions(
         self,
-        tenant_id: FromPath[UUID],
+        tenant_id: FromPath[Id],
         user: NamedDependency[UserInfo],
-        user_id: Annotated[UUID | None, QueryParameter(description="Only this user's sessions")] = None,
+        user_id: Annotated[Id | None, QueryParameter(description="Only this user's sessions")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1–100")] = 10,
         offset: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="Rows to skip, ≥ 0")] = 0,
         sort_by: Annotated[SortBy, QueryParameter(description="Sort key")] = "updated_at",
         order: Annotated[Order, QueryParameter(description="Sort direction")] = "desc",
     ) -> SessionListResponse:
+        owner: UUID | None
         if user.is_admin:
             owner = user_id
         elif user_id is None or user_id == user.user_id:
@@ -81,17 +83,14 @@ class SessionController(Controller):
             "characters it is cut to 255; without one the first user message titles the session); "
             "`agent_id` must be an agent of the tenant."
         ),
-        raises=[*GUARD_ERRORS, ValidationException],
+        raises=GUARD_ERRORS,
     )
     async def create_session(
-        self, tenant_id: FromPath[UUID], user: NamedDependency[UserInfo], data: JSONBody[SessionCreate | None] = None
+        self, tenant_id: FromPath[Id], user: NamedDependency[UserInfo], data: JSONBody[SessionCreate | None] = None
     ) -> SessionInfo:
         data = data or SessionCreate()
         if data.agent_id is not None and not await agent_exists(tenant_id, data.agent_id):
-            raise ValidationException(
-                detail="invalid agent_id",
-                extra=[{"key": "agent_id", "message": "not an agent of this tenant", "source": "body"}],
-            )
+            raise invalid("agent_id", "is not an agent of this tenant", "body")
         return await queries.create_session(tenant_id, user.user_id, data.clean_title, data.agent_id)
 
     @get(
@@ -100,7 +99,7 @@ class SessionController(Controller):
         description="The session; 404 when it does not exist or belongs to another user or tenant.",
         raises=SESSION_ERRORS,
     )
-    async def get_session(self, tenant_id: FromPath[UUID], session_id: SessionId) -> SessionInfo:
+    async def get_session(self, tenant_id: FromPath[Id], session_id: SessionId) -> SessionInfo:
         session = await queries.get_session(tenant_id, session_id)
         if session is None:
             raise session_not_found()
@@ -117,7 +116,7 @@ class SessionController(Controller):
     )
     async def update_session(
         self,
-        tenant_id: FromPath[UUID],
+        tenant_id: FromPath[Id],
         session_id: SessionId,
         user: NamedDependency[UserInfo],
         data: JSONBody[SessionUpdate],
@@ -137,7 +136,7 @@ class SessionController(Controller):
         raises=SESSION_ERRORS,
     )
     async def delete_session(
-        self, tenant_id: FromPath[UUID], session_id: SessionId, user: NamedDependency[UserInfo]
+        self, tenant_id: FromPath[Id], session_id: SessionId, user: NamedDependency[UserInfo]
     ) -> None:
         if not await queries.delete_session(tenant_id, session_id, user.user_id):
             raise await write_refused(tenant_id, session_id)

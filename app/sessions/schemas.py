@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from app.inputs import WITHOUT_NUL, Id
+
 SortBy = Literal["updated_at", "created_at"]
 Order = Literal["desc", "asc"]
 
@@ -37,7 +39,7 @@ class SessionListResponse(msgspec.Struct, frozen=True):
 
 TITLE_MAX = 255
 # PostgreSQL text can't hold a NUL byte: refuse it as bad input (400), not a database error.
-Title = Annotated[str, msgspec.Meta(pattern=r"^[^\x00]*$")]
+Title = Annotated[str, msgspec.Meta(pattern=WITHOUT_NUL)]
 
 
 def _cut_title(title: str | None) -> str | None:
@@ -51,7 +53,7 @@ class SessionCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Body of ``POST /sessions``: both fields optional; an untitled session takes its first user message's."""
 
     title: Title | None = None
-    agent_id: UUID | None = None
+    agent_id: Id | None = None
 
     @property
     def clean_title(self) -> str | None:

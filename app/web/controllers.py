@@ -22,6 +22,7 @@ from litestar.types import ControllerRouterHandler
 from app.auth.tokens import mint_token
 from app.db.context import set_context
 from app.db.engine import get_engine
+from app.inputs import Id
 from app.seed import TENANTS, demo_id
 from app.settings import Settings
 
@@ -51,8 +52,8 @@ class DevUser(msgspec.Struct, frozen=True):
 class DevTokenRequest(msgspec.Struct, frozen=True):
     """Whom to mint a token for."""
 
-    tenant_id: UUID
-    user_id: UUID
+    tenant_id: Id
+    user_id: Id
 
 
 class DevToken(msgspec.Struct, frozen=True):

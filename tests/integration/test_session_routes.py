@@ -147,7 +147,7 @@ async def test_agent_not_of_the_tenant_is_400_and_nothing_is_created(client, wor
         (b'{"title": 5}', "title"),
         (b'{"agent_id": "nope"}', "agent_id"),
         (b'{"title": "x", "owner": "me"}', "owner"),
-        (b'["title"]', "data"),
+        (b'["title"]', "request body"),
     ],
 )
 async def test_bad_create_bodies_are_400_naming_the_field(client, world: World, owner, content, field) -> None:

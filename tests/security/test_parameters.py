@@ -2,6 +2,8 @@
 
 Free-text fields (titles, message content) are the exception by design: any text without a
 NUL byte is valid there, and must come back exactly as sent (the SQL is parameterised).
+Each id and integer has one spelling (``app/inputs.py``): a canonical ASCII UUID, plain ASCII
+digits; another spelling of a real id is refused, so a proxy keyed on the raw URL can't be fooled.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
-from tests.factories import World, create_session
+from tests.factories import World, create_session, other_spellings
 from tests.security.attack import BY_SESSION, MOUNTED, Route, foreign_markers, leaks
 
 HOSTILE = {
@@ -27,6 +29,16 @@ HOSTILE = {
     "negative": "-1",
     "big negative": "-9223372036854775809",
     "float": "1.5",
+    "integral float": "10.0",
+    "exponent": "1e1",
+    "capital exponent": "1E1",
+    "plus sign": "+5",
+    "minus zero": "-0",
+    "leading zero": "05",
+    "leading space": " 5",
+    "underscore": "1_0",
+    "fullwidth digits": "\uff11\uff10",
+    "arabic-indic digits": "\u0661\u0660",
     "hexadecimal": "0x10",
     "unicode": "ünïcødé 漢字 😀",
     "right-to-left override": "\u202eevil",
@@ -61,11 +73,19 @@ async def test_hostile_query_parameter_is_400(client, victims: World, route: Rou
 
 @pytest.mark.parametrize("route", MOUNTED, ids=str)
 @pytest.mark.parametrize("key", HOSTILE)
-async def test_hostile_tenant_path_segment_is_404(client, victims: World, route: Route, key: str) -> None:
+async def test_hostile_tenant_path_segment_is_401_without_a_token_and_400_naming_it_with_one(
+    client, victims: World, route: Route, key: str
+) -> None:
     user = victims.a.admin
     url = route.url(quote(HOSTILE[key], safe=""), victims.a.sessions[user.user_id][0])
+    anonymous = await client.request(route.method, url, json=route.body)
     response = await client.request(route.method, url, headers=user.headers, json=route.body)
-    assert response.status_code == 404, response.text
+    if not HOSTILE[key] or "/" in HOSTILE[key]:  # no segment, or the decoded slash makes it another, unknown URL
+        assert (anonymous.status_code, response.status_code) == (404, 404), response.text
+    else:
+        assert anonymous.status_code == 401, anonymous.text  # authentication first
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"].startswith("tenant_id "), response.json()
     assert not leaks(response.text, foreign_markers(victims, user))
 
 
@@ -103,7 +123,7 @@ async def test_hostile_body_field(
         assert name in response.json()["detail"]
     elif name in FREE_TEXT and "\x00" not in value:
         assert response.status_code == route.ok, response.text
-        assert response.json()[name] == (value[:255] if name == "title" else value)
+        assert response.json()[name] == (value.strip()[:255] if name == "title" else value)
     else:
         assert response.status_code == 400, response.text
         assert name in response.json()["detail"]
@@ -144,3 +164,37 @@ async def test_malformed_json_body_is_400(
     )
     assert response.status_code == 400, response.text
     assert not leaks(response.text, foreign_markers(victims, user))
+
+
+@pytest.mark.parametrize("spelling", other_spellings(uuid.uuid4()))
+async def test_another_spelling_of_a_real_id_is_400_naming_it(client, victims: World, spelling: str) -> None:
+    """The same tenant, session, user or agent written otherwise is refused everywhere an id enters."""
+    tenant, admin = victims.a, victims.a.admin
+    own = await client.get(tenant.path(), headers=admin.headers)
+    assert own.status_code == 200
+    session_id = tenant.sessions[admin.user_id][0]
+    cases = [
+        ("tenant_id", "GET", f"/api/{other_spellings(tenant.tenant_id)[spelling]}/sessions", {}),
+        ("session_id", "GET", tenant.path(f"sessions/{other_spellings(session_id)[spelling]}"), {}),
+        ("user_id", "GET", tenant.path(), {"params": {"user_id": other_spellings(admin.user_id)[spelling]}}),
+        (
+            "agent_id",
+            "POST",
+            tenant.path(),
+            {"json": {"agent_id": other_spellings(tenant.agents["DebtAgent"])[spelling]}},
+        ),
+    ]
+    for name, method, url, extra in cases:
+        response = await client.request(method, url, headers=admin.headers, **extra)
+        assert response.status_code == 400, (name, response.text)
+        assert response.json()["detail"].startswith(f"{name} must be a UUID"), response.json()
+
+
+async def test_upper_case_ids_are_the_canonical_spelling_too(client, victims: World) -> None:
+    tenant, admin = victims.a, victims.a.admin
+    session_id = str(tenant.sessions[admin.user_id][0]).upper()
+    response = await client.get(f"/api/{str(tenant.tenant_id).upper()}/sessions/{session_id}", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    listed = await client.get(tenant.path(), headers=admin.headers, params={"user_id": str(admin.user_id).upper()})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["total"] == len(tenant.sessions[admin.user_id])

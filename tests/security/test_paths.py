@@ -1,4 +1,7 @@
-"""Another tenant's path, another tenant's or another user's session id: 403 or 404, never data."""
+"""Another tenant's path, another tenant's or another user's session id: 403 or 404, never data.
+
+A tenant id in the path that is not a UUID is read only once the token is: 401 first, then 400.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.factories import World, create_session
+from tests.conftest import TEST_JWT_SECRET
+from tests.factories import World, create_session, create_user
 from tests.security.attack import APP_ROUTES, BY_SESSION, MOUNTED, ROUTES, Route, foreign_markers, leaks
 
 
@@ -86,3 +90,35 @@ async def test_list_naming_another_tenants_user(client, victims: World, attacker
         else:
             assert response.status_code == 403
         assert not leaks(response.text, foreign_markers(victims, user), sent=str(victim.user_id))
+
+
+MALFORMED_TENANTS = ["not-a-uuid", "12345", "\uff11" * 8 + "-1234-1234-1234-123456789abc", "%00"]
+
+
+@pytest.mark.parametrize("route", MOUNTED, ids=str)
+@pytest.mark.parametrize("tenant", MALFORMED_TENANTS)
+async def test_malformed_tenant_id_is_401_before_it_is_400(
+    client, victims: World, owner: asyncpg.Pool, route: Route, tenant: str
+) -> None:
+    """Without a valid token the path is not even read (401); with one it is 400 naming ``tenant_id``."""
+    user = victims.a.alice
+    url = route.url(tenant, victims.a.sessions[user.user_id][0])
+    gone = await create_user(owner, victims.a.tenant_id, "supporter", TEST_JWT_SECRET)
+    await owner.execute("DELETE FROM users WHERE user_id = $1", gone.user_id)
+    for headers in ({}, {"Authorization": "Bearer not.a.jwt"}, gone.headers):
+        response = await client.request(route.method, url, headers=headers, json=route.body)
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    response = await client.request(route.method, url, headers=user.headers, json=route.body)
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "status_code": 400,
+        "detail": "tenant_id must be a UUID such as 123e4567-e89b-12d3-a456-426614174000",
+        "extra": [
+            {
+                "key": "tenant_id",
+                "message": "must be a UUID such as 123e4567-e89b-12d3-a456-426614174000",
+                "source": "path",
+            }
+        ],
+    }

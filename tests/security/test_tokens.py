@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import TEST_JWT_SECRET
-from tests.factories import World, create_user
+from tests.factories import World, create_user, other_spellings
 from tests.security.attack import MOUNTED, Route, foreign_markers, headers, leaks
 
 
@@ -120,6 +120,18 @@ HS256_CASES: dict[str, Callable[[World], str]] = {
     ),
     "tenant_id an object": lambda w: hs256(claims(w.a.alice.user_id, w.a.tenant_id, tenant_id={"id": 1})),
     "tenant_id unicode": lambda w: hs256(claims(w.a.alice.user_id, w.a.tenant_id, tenant_id="ｔｅｎａｎｔ")),
+    **{
+        f"sub with {how}": lambda w, how=how: hs256(
+            claims(w.a.alice.user_id, w.a.tenant_id, sub=other_spellings(w.a.alice.user_id)[how])
+        )
+        for how in other_spellings(uuid.uuid4())
+    },
+    **{
+        f"tenant_id with {how}": lambda w, how=how: hs256(
+            claims(w.a.alice.user_id, w.a.tenant_id, tenant_id=other_spellings(w.a.tenant_id)[how])
+        )
+        for how in other_spellings(uuid.uuid4())
+    },
     "expired, on another tenant's path": lambda w: hs256(
         claims(w.b.alice.user_id, w.b.tenant_id, exp=int(time.time()) - 5)
     ),
@@ -163,6 +175,16 @@ async def test_deleted_user_is_401_on_every_route(client, victims: World, owner:
     for route in MOUNTED:
         response = await send(client, route, route_url(route, victims), gone.headers)
         assert response.status_code == 401, (route, response.text)
+
+
+async def test_upper_case_claims_are_canonical_too(client, victims: World) -> None:
+    user = victims.a.alice
+    token = hs256(
+        claims(user.user_id, user.tenant_id, sub=str(user.user_id).upper(), tenant_id=str(user.tenant_id).upper())
+    )
+    response = await client.get(victims.a.path("me"), headers=headers(token))
+    assert response.status_code == 200, response.text
+    assert response.json()["user_id"] == str(user.user_id)
 
 
 async def test_role_claim_in_the_token_is_ignored(client, victims: World) -> None:

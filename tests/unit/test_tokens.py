@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.auth.tokens import Claims, InvalidTokenError, decode_token, mint_token
 from app.settings import Settings
+from tests.factories import other_spellings
 
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"
 USER, TENANT = uuid.uuid4(), uuid.uuid4()
@@ -57,6 +58,20 @@ def test_minted_tokens_carry_issuer_and_audience() -> None:
 def test_bad_claims_are_refused(payload: dict[str, Any], reason: str) -> None:
     with pytest.raises(InvalidTokenError, match=reason):
         decode_token(jwt.encode(payload, SECRET, algorithm="HS256"), HS)
+
+
+@pytest.mark.parametrize("claim", ["sub", "tenant_id"])
+@pytest.mark.parametrize("how", other_spellings(uuid.uuid4()))
+def test_claim_ids_have_one_spelling(claim: str, how: str) -> None:
+    """Python's ``uuid.UUID`` reads all of these as the same id; a claim must be spelt as the database spells it."""
+    value = {"sub": USER, "tenant_id": TENANT}[claim]
+    with pytest.raises(InvalidTokenError, match="invalid token"):
+        decode_token(jwt.encode(claims(**{claim: other_spellings(value)[how]}), SECRET, algorithm="HS256"), HS)
+
+
+def test_claim_ids_may_be_upper_case() -> None:
+    token = jwt.encode(claims(sub=str(USER).upper(), tenant_id=str(TENANT).upper()), SECRET, algorithm="HS256")
+    assert decode_token(token, HS) == Claims(user_id=USER, tenant_id=TENANT)
 
 
 def test_alg_none_and_other_algorithms_are_refused() -> None:
