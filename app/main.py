@@ -98,6 +98,8 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     settings.validate()
+    if warning := settings.development_warning:
+        log.warning(warning)
     engine = get_engine()
 
     @asynccontextmanager

@@ -2,7 +2,8 @@
 
 The page is plain HTML/CSS/JS (no build step) and calls the public API like any other
 frontend. The ``/dev`` routes let a developer sign in as a seeded user without pasting a
-token; they are not registered at all when ``APP_ENV=production``.
+token; they are registered only with ``APP_ENV=development`` set explicitly and no
+``JWT_SECRET``/``JWT_PUBLIC_KEY`` (``Settings.uses_development_key``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _add_security_headers(response: Response[object]) -> Response[object]:
 
 
 def web_handlers(settings: Settings) -> list[ControllerRouterHandler]:
-    """The page's routes: static files at ``/``, plus ``/dev/*`` outside production (HS256 only)."""
+    """The page's routes: static files at ``/``, plus ``/dev/*`` only with the development key."""
     page: Router = create_static_files_router(
         path="/",
         directories=[STATIC_DIR],
@@ -119,6 +120,6 @@ def web_handlers(settings: Settings) -> list[ControllerRouterHandler]:
         after_request=_add_security_headers,
     )
     handlers: list[ControllerRouterHandler] = [page]
-    if not settings.is_production and settings.jwt_algorithm == "HS256":
+    if settings.uses_development_key:
         handlers.append(DevController)
     return handlers
