@@ -98,9 +98,11 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     settings.validate()
-    if warning := settings.development_warning:
-        log.warning(warning)
     engine = get_engine()
+
+    def warn_in_development() -> None:
+        if warning := settings.development_warning:
+            log.warning(warning)
 
     @asynccontextmanager
     async def database(_: Litestar) -> AsyncIterator[None]:
@@ -148,6 +150,7 @@ def create_app(
         plugins=[ClosedStructSchemaPlugin()],
         route_handlers=[api, health, ready, *web_handlers(settings)],
         lifespan=[database],
+        on_startup=[warn_in_development],
         state=State({"settings": settings}),
         exception_handlers={
             ValidationException: validation_error,
