@@ -37,6 +37,7 @@ from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController
 from app.web.controllers import web_handlers
+from app.web.docs import SwaggerUIPage, docs_router
 
 log = logging.getLogger("app")
 
@@ -164,6 +165,8 @@ def create_app(
             components=Components(
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
+            render_plugins=[SwaggerUIPage()],
+            openapi_router=docs_router(),
         ),
         debug=False,
     )

@@ -28,7 +28,7 @@ from app.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
-    # The page loads only its own files and talks only to its own origin.
+    # The page and the docs load only their own files and talk only to their own origin; no inline script.
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -104,7 +104,8 @@ class DevController(Controller):
         return DevToken(token=mint_token(data.user_id, data.tenant_id, settings))
 
 
-def _add_security_headers(response: Response[object]) -> Response[object]:
+def add_security_headers(response: Response[object]) -> Response[object]:
+    """``after_request`` hook: the page's security headers (CSP, nosniff, no referrer) on ``response``."""
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -117,7 +118,7 @@ def web_handlers(settings: Settings) -> list[ControllerRouterHandler]:
         html_mode=True,
         name="web",
         cache_control=CacheControlHeader(no_cache=True),
-        after_request=_add_security_headers,
+        after_request=add_security_headers,
     )
     handlers: list[ControllerRouterHandler] = [page]
     if settings.uses_development_key:

@@ -130,7 +130,11 @@ def test_production_without_a_secret_refuses_to_start(environment) -> None:
 
 @pytest.mark.parametrize(
     ("secret", "reason"),
-    [("changeme" * 4, "too easy to guess"), ("secret" + "0" * 26, "too easy to guess"), (" " * 32, "too easy to guess")],
+    [
+        ("changeme" * 4, "too easy to guess"),
+        ("secret" + "0" * 26, "too easy to guess"),
+        (" " * 32, "too easy to guess"),
+    ],
     ids=["repeated word", "padded word", "whitespace"],
 )
 def test_production_with_a_worthless_secret_refuses_to_start(environment, secret: str, reason: str) -> None:

@@ -78,7 +78,9 @@ GENERATORS = {
     "token_hex(48)": lambda: secrets.token_hex(48),
     "HEX(32)": lambda: secrets.token_hex(32).upper(),
     "base64(32 bytes)": lambda: base64.b64encode(os.urandom(32)).decode(),
-    "40 random printable": lambda: "".join(secrets.choice(string.ascii_letters + string.digits + "!@#$%^&*") for _ in range(40)),
+    "40 random printable": lambda: "".join(
+        secrets.choice(string.ascii_letters + string.digits + "!@#$%^&*") for _ in range(40)
+    ),
 }
 
 
@@ -87,7 +89,7 @@ def test_worthless_secrets_of_32_bytes_and_more_are_refused(secret: str) -> None
     assert len(secret.encode()) >= 32
     assert estimate_entropy_bits(secret) < MIN_SECRET_BITS
     # Refused as too easy to guess, or (a default padded with punctuation) as a well-known default.
-    with pytest.raises(ConfigurationError, match="JWT_SECRET is (too easy to guess|a well-known default)") as refused:
+    with pytest.raises(ConfigurationError, match=r"JWT_SECRET is (too easy to guess|a well-known default)") as refused:
         require_strong_secret("JWT_SECRET", secret)
     assert ADVICE in str(refused.value)
 
@@ -137,4 +139,6 @@ def test_the_estimate_grows_with_real_randomness() -> None:
     assert estimate_entropy_bits("a") == 0.0
     # The estimate never exceeds what the alphabet allows.
     assert estimate_entropy_bits("0123456789" * 2) < 20 * 3.33
-    assert estimate_entropy_bits("é" * 40) < estimate_entropy_bits("éàüøñç" + "".join(rng.choice(alphabet) for _ in range(34)))
+    assert estimate_entropy_bits("é" * 40) < estimate_entropy_bits(
+        "éàüøñç" + "".join(rng.choice(alphabet) for _ in range(34))
+    )
