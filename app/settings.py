@@ -86,12 +86,12 @@ def estimate_entropy_bits(secret: str) -> float:
     """A conservative estimate of how many bits of entropy ``secret`` holds.
 
     The text is read left to right. A run of 3 or more characters that repeats earlier text
-    (``changemechangeme``, ``secret0000``, 32 spaces) or follows the alphabet, the digits or a
-    keyboard row costs what naming it costs (where it starts, how long: 2·log2 of the secret's length). Every
-    other character costs log2 of the alphabet its character classes span, capped by the
-    text's own character-frequency entropy (few distinct characters, little entropy). Words
-    are not recognised: a passphrase of common words scores higher than it deserves, which is
-    why the advice is a generated secret.
+    (``changemechangeme``, ``secret0000``, 32 spaces) or follows the alphabet, the digits or
+    a keyboard row costs what naming it costs (where it starts and how long: 2·log2 of the
+    secret's length). Every other character costs log2 of the alphabet its character classes
+    span, capped by the text's own character-frequency entropy (few distinct characters,
+    little entropy). Words are not recognised: a passphrase of common words scores higher
+    than it deserves, which is why the advice is a generated secret.
     """
     if not secret:
         return 0.0
@@ -278,12 +278,12 @@ class Settings:
             raise ConfigurationError(
                 "JWT_PUBLIC_KEY is set but JWT_ALGORITHM is HS256: set JWT_ALGORITHM=RS256 or ES256"
             )
-        if self.is_production and not self.jwt_secret:
-            raise ConfigurationError(
-                "JWT_SECRET is required in production (an unset APP_ENV means production; APP_ENV=development "
-                f"signs with the development key instead); {SECRET_ADVICE}"
-            )
         if self.is_production:
+            if not self.jwt_secret:
+                raise ConfigurationError(
+                    "JWT_SECRET is required in production (an unset APP_ENV means production; APP_ENV=development "
+                    f"signs with the development key instead); {SECRET_ADVICE}"
+                )
             require_strong_secret("JWT_SECRET", self.jwt_secret)
         elif self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigurationError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; {SECRET_ADVICE}")
