@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the app with its dev tools
 
+# make run is the local demo: development mode (the dev sign-in and the development key) unless APP_ENV says otherwise.
+run: export APP_ENV ?= development
 run: $(STAMP)  ## embedded PostgreSQL (unless DATABASE_URL), migrate, seed, serve on http://127.0.0.1:8000
 	$(BIN)/python -m app db upgrade
 	$(BIN)/python -m app db seed

@@ -79,7 +79,13 @@ def cmd_seed(settings: Settings) -> int:
 
 
 def cmd_token(settings: Settings, email: str, ttl: int) -> int:
-    from app.auth.tokens import mint_token
+    from app.auth.tokens import InvalidTokenError, mint_token
+
+    try:
+        settings.validate()
+    except ConfigurationError as error:
+        print(f"refusing to mint a token: {error}", file=sys.stderr)
+        return 2
 
     async def find() -> list[asyncpg.Record]:
         assert settings.database_url
@@ -96,7 +102,11 @@ def cmd_token(settings: Settings, email: str, ttl: int) -> int:
     if len(rows) != 1:
         print(f"{email}: {'no such user' if not rows else 'found in several tenants'}", file=sys.stderr)
         return 1
-    print(mint_token(rows[0]["user_id"], rows[0]["tenant_id"], settings, ttl_seconds=ttl))
+    try:
+        print(mint_token(rows[0]["user_id"], rows[0]["tenant_id"], settings, ttl_seconds=ttl))
+    except InvalidTokenError as error:
+        print(f"refusing to mint a token: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

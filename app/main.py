@@ -39,6 +39,7 @@ from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController
 from app.web.controllers import web_handlers
+from app.web.docs import SwaggerUIPage, docs_router
 
 log = logging.getLogger("app")
 
@@ -92,6 +93,10 @@ def create_app(
     settings.validate()
     engine = get_engine()
 
+    def warn_in_development() -> None:
+        if warning := settings.development_warning:
+            log.warning(warning)
+
     @asynccontextmanager
     async def database(_: Litestar) -> AsyncIterator[None]:
         await engine.start_connection_pool(
@@ -140,6 +145,7 @@ def create_app(
         request_class=StrictRequest,
         route_handlers=[api, health, ready, *web_handlers(settings)],
         lifespan=[database],
+        on_startup=[warn_in_development],
         state=State({"settings": settings}),
         exception_handlers={
             ValidationException: validation_error,
@@ -154,6 +160,8 @@ def create_app(
             components=Components(
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
             ),
+            render_plugins=[SwaggerUIPage()],
+            openapi_router=docs_router(),
         ),
         debug=False,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,8 @@ from app.main import create_app
 from app.settings import Settings, runtime_dsn_from
 from tests.factories import World, make_world
 
-TEST_JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+# Generated per run, as an operator makes one: the app under test runs in production mode.
+TEST_JWT_SECRET = secrets.token_urlsafe(48)
 TEST_RUNTIME_PASSWORD = "chat_app_test_password"
 
 
@@ -92,10 +94,15 @@ def database() -> Iterator[TestDatabase]:
 
 @pytest.fixture(scope="session")
 def settings(database: TestDatabase) -> Settings:
-    """Settings of the app under test (HS256 with a test secret, small pool)."""
+    """Settings of the app under test: production, HS256 with the run's generated secret, small pool.
+
+    Development mode (the ``/dev`` routes, the development key) is
+    ``app_with(app_env="development", jwt_secret=None)``.
+    """
     return Settings(
         database_url=database.owner_dsn,
         app_database_url=database.runtime_dsn,
+        app_env="production",
         jwt_secret=TEST_JWT_SECRET,
         pool_min_size=1,
         pool_max_size=8,

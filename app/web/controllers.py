@@ -2,7 +2,8 @@
 
 The page is plain HTML/CSS/JS (no build step) and calls the public API like any other
 frontend. The ``/dev`` routes let a developer sign in as a seeded user without pasting a
-token; they are not registered at all when ``APP_ENV=production``.
+token; they are registered only with ``APP_ENV=development`` set explicitly and no
+``JWT_SECRET``/``JWT_PUBLIC_KEY`` (``Settings.uses_development_key``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from app.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
 SECURITY_HEADERS = {
-    # The page loads only its own files and talks only to its own origin.
+    # The page and the docs load only their own files and talk only to their own origin; no inline script.
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -104,22 +105,23 @@ class DevController(Controller):
         return DevToken(token=mint_token(data.user_id, data.tenant_id, settings))
 
 
-def _add_security_headers(response: Response[object]) -> Response[object]:
+def add_security_headers(response: Response[object]) -> Response[object]:
+    """``after_request`` hook: the page's security headers (CSP, nosniff, no referrer) on ``response``."""
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
 def web_handlers(settings: Settings) -> list[ControllerRouterHandler]:
-    """The page's routes: static files at ``/``, plus ``/dev/*`` outside production (HS256 only)."""
+    """The page's routes: static files at ``/``, plus ``/dev/*`` only with the development key."""
     page: Router = create_static_files_router(
         path="/",
         directories=[STATIC_DIR],
         html_mode=True,
         name="web",
         cache_control=CacheControlHeader(no_cache=True),
-        after_request=_add_security_headers,
+        after_request=add_security_headers,
     )
     handlers: list[ControllerRouterHandler] = [page]
-    if not settings.is_production and settings.jwt_algorithm == "HS256":
+    if settings.uses_development_key:
         handlers.append(DevController)
     return handlers

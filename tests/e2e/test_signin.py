@@ -1,4 +1,4 @@
-"""Signing in as a seeded user: offered in development, absent in production."""
+"""Signing in as a seeded user: offered in development (the development key), absent in production."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.factories import World
 
 
 async def test_development_offers_seeded_users(page: Page, live_server_with, seeded) -> None:
-    with live_server_with(app_env="development") as url:
+    with live_server_with(app_env="development", jwt_secret=None) as url:
         await page.goto(url)
         await expect(page.locator("#dev-signin")).to_be_visible()
         await screenshot(page, "sign-in")

@@ -27,6 +27,7 @@ from app.db.selfcheck import UnsafeRoleError
 from app.main import create_app
 from app.seed import demo_email, demo_id
 from app.settings import Settings
+from tests.conftest import TEST_JWT_SECRET
 from tests.live import LiveServer, free_port, live_server, wait_ready
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -87,17 +88,56 @@ def _run_main(database, argv: list[str]) -> int:
         del os.environ["DATABASE_URL"], os.environ["APP_DATABASE_URL"]
 
 
+DEVELOPMENT = Settings(app_env="development")
+
+
 def test_token_command_prints_a_token_for_a_seeded_user(database, monkeypatch, capsys) -> None:
     monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
+    monkeypatch.setenv("APP_ENV", "development")  # as `make run` sets it
+    monkeypatch.delenv("JWT_SECRET", raising=False)
     assert main(["db", "seed"]) == 0
     capsys.readouterr()
     assert main(["token", demo_email("eTMS", "anna"), "--ttl", "120"]) == 0
     token = capsys.readouterr().out.strip()
-    claims = decode_token(token, Settings())
+    claims = decode_token(token, DEVELOPMENT)
     assert claims.user_id == demo_id("eTMS", "anna")
     assert claims.tenant_id == demo_id("eTMS")
     assert main(["token", "nobody@nowhere.example"]) == 1
     assert "no such user" in capsys.readouterr().err
+
+
+def test_token_command_signs_with_the_configured_secret(database, monkeypatch, capsys, settings) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
+    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.setenv("JWT_SECRET", settings.jwt_secret)
+    assert main(["db", "seed"]) == 0
+    capsys.readouterr()
+    assert main(["token", demo_email("eFMS", "ben")]) == 0
+    assert decode_token(capsys.readouterr().out.strip(), settings).user_id == demo_id("eFMS", "ben")
+
+
+@pytest.mark.parametrize(
+    ("environ", "reason"),
+    [
+        ({}, "JWT_SECRET is required in production"),
+        ({"APP_ENV": "production", "JWT_SECRET": "changeme" * 4}, "too easy to guess"),
+        ({"APP_ENV": "development", "JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY": "PEM"}, "cannot mint RS256"),
+    ],
+    ids=["unset APP_ENV, no secret", "weak secret", "RS256"],
+)
+def test_token_command_refuses_without_a_signing_key(database, monkeypatch, capsys, environ, reason) -> None:
+    monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
+    for name in ("APP_ENV", "JWT_SECRET", "JWT_ALGORITHM", "JWT_PUBLIC_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert main(["db", "seed"]) == 0
+    capsys.readouterr()
+    assert main(["token", demo_email("eTMS", "anna")]) == 2
+    output = capsys.readouterr()
+    assert output.out == ""
+    assert "refusing to mint a token" in output.err
+    assert reason in output.err
 
 
 def test_serve_refuses_a_weak_secret_in_production(database, monkeypatch, capsys) -> None:
@@ -149,7 +189,7 @@ async def test_health_ready_and_openapi(client) -> None:
 
 
 def test_python_m_app_serve_starts_a_real_server(database) -> None:
-    env = {"DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.runtime_dsn}
+    env = {"DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.runtime_dsn, "JWT_SECRET": TEST_JWT_SECRET}
     with live_server(env) as server:  # waits for /ready = 200
         assert httpx.get(f"{server.url}/api/{uuid.uuid4()}/sessions").status_code == 401
         assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
@@ -158,6 +198,7 @@ def test_python_m_app_serve_starts_a_real_server(database) -> None:
 
 def test_python_m_app_serve_exits_with_a_clear_message_for_a_superuser_role(database) -> None:
     env = {**os.environ, "DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.owner_dsn}
+    env["JWT_SECRET"] = TEST_JWT_SECRET  # a valid configuration but for the role
     result = subprocess.run(
         [sys.executable, "-m", "app", "serve", "--port", str(free_port())],
         cwd=PROJECT,
@@ -207,11 +248,13 @@ def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Pa
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("APP_DATABASE_URL", raising=False)
     monkeypatch.setattr(app.cli, "EMBEDDED_DATA", pg_dir / "postgres")
+    monkeypatch.setenv("APP_ENV", "development")
+    monkeypatch.delenv("JWT_SECRET", raising=False)
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "seed"]) == 0
     assert "3 tenants, 9 users, 12 agent_configs" in capsys.readouterr().out
     assert main(["token", demo_email("Vela", "admin")]) == 0
-    assert decode_token(capsys.readouterr().out.strip(), Settings()).tenant_id == demo_id("Vela")
+    assert decode_token(capsys.readouterr().out.strip(), DEVELOPMENT).tenant_id == demo_id("Vela")
     assert not EmbeddedPostgres(pg_dir / "postgres").running()  # each command stops the server it started
 
 
@@ -252,6 +295,7 @@ def _cli_on(pgdata: Path, *args: str) -> list[str]:
 def test_sigterm_to_serve_also_stops_the_embedded_server_it_started(pg_dir: Path) -> None:
     pgdata = pg_dir / "postgres"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "APP_DATABASE_URL")}
+    env["JWT_SECRET"] = TEST_JWT_SECRET
     subprocess.run(_cli_on(pgdata, "db", "upgrade"), cwd=PROJECT, env=env, capture_output=True, timeout=120, check=True)
     port = free_port()
     log = pg_dir / "serve.log"

@@ -5,9 +5,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
+import pytest
+
 from app.main import create_app
 from app.seed import demo_email, demo_id
 from tests.factories import World
+
+# Development mode as `make run` starts it: APP_ENV=development, no key configured.
+DEVELOPMENT = {"app_env": "development", "jwt_secret": None}
+
+
+@pytest.fixture
+async def dev_client(app_with):
+    """The app in development mode (the /dev routes, the development key)."""
+    async with app_with(**DEVELOPMENT) as http:
+        yield http
 
 
 async def test_page_is_served_at_root_with_its_assets(client) -> None:
@@ -33,8 +45,8 @@ async def test_page_does_not_shadow_the_api(client, world: World) -> None:
     assert (await client.get(world.a.path())).status_code == 401
 
 
-async def test_dev_users_lists_the_seeded_users(client, seeded) -> None:
-    response = await client.get("/dev/users")
+async def test_dev_users_lists_the_seeded_users(dev_client, seeded) -> None:
+    response = await dev_client.get("/dev/users")
     assert response.status_code == 200
     users = response.json()
     emails = {u["email"] for u in users}
@@ -50,28 +62,40 @@ async def test_dev_users_lists_the_seeded_users(client, seeded) -> None:
     }
 
 
-async def test_dev_token_signs_in_as_that_user(client, world: World) -> None:
+async def test_dev_token_signs_in_as_that_user(dev_client, world: World) -> None:
     alice = world.a.alice
-    response = await client.post("/dev/token", json={"tenant_id": str(alice.tenant_id), "user_id": str(alice.user_id)})
+    body = {"tenant_id": str(alice.tenant_id), "user_id": str(alice.user_id)}
+    response = await dev_client.post("/dev/token", json=body)
     assert response.status_code == 201, response.text
-    me = await client.get(world.a.path("me"), headers={"Authorization": f"Bearer {response.json()['token']}"})
+    me = await dev_client.get(world.a.path("me"), headers={"Authorization": f"Bearer {response.json()['token']}"})
     assert me.status_code == 200
     assert me.json()["email"] == alice.email
 
 
-async def test_dev_token_refuses_a_user_of_another_tenant(client, world: World) -> None:
+async def test_dev_token_refuses_a_user_of_another_tenant(dev_client, world: World) -> None:
     body = {"tenant_id": str(world.b.tenant_id), "user_id": str(world.a.alice.user_id)}
-    response = await client.post("/dev/token", json=body)
+    response = await dev_client.post("/dev/token", json=body)
     assert response.status_code == 404
     assert "token" not in response.json()
-    unknown = await client.post("/dev/token", json={"tenant_id": str(world.a.tenant_id), "user_id": str(uuid.uuid4())})
+    body = {"tenant_id": str(world.a.tenant_id), "user_id": str(uuid.uuid4())}
+    unknown = await dev_client.post("/dev/token", json=body)
     assert unknown.status_code == 404
 
 
-async def test_dev_routes_do_not_exist_in_production(app_with, settings, world: World, seeded) -> None:
-    assert [r.path for r in create_app(settings).routes if r.path.startswith("/dev")]
-    assert not [r.path for r in create_app(replace(settings, app_env="production")).routes if r.path.startswith("/dev")]
-    async with app_with(app_env="production") as http:
+def dev_routes(settings) -> list[str]:
+    return [r.path for r in create_app(settings).routes if r.path.startswith("/dev")]
+
+
+def test_dev_routes_exist_only_in_explicit_development_without_a_key(settings) -> None:
+    assert sorted(dev_routes(replace(settings, **DEVELOPMENT))) == ["/dev/token", "/dev/users"]
+    assert not dev_routes(settings)  # production (the tests' settings, as deployed)
+    assert not dev_routes(replace(settings, app_env="development"))  # JWT_SECRET is set
+    assert not dev_routes(replace(settings, app_env="production", jwt_secret=settings.jwt_secret))
+
+
+@pytest.mark.parametrize("changes", [{}, {"app_env": "development"}], ids=["production", "development with JWT_SECRET"])
+async def test_dev_routes_answer_404_without_the_development_key(app_with, world: World, seeded, changes) -> None:
+    async with app_with(**changes) as http:
         users = await http.get("/dev/users")
         assert users.status_code == 404
         assert "anna@etms.example" not in users.text

@@ -71,7 +71,7 @@ HTTP_METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 def app_routes() -> set[tuple[str, str]]:
     """(method, path) of every ``/api`` route the application serves, path parameters without types."""
     found = set()
-    for route in create_app(Settings()).routes:
+    for route in create_app(Settings(app_env="development")).routes:
         if not route.path.startswith("/api/"):
             continue
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path).removeprefix("/api/{tenant_id}/")

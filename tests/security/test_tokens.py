@@ -218,7 +218,8 @@ RS256_CASES: dict[str, Callable[[World], str]] = {
 
 
 async def test_rs256_app_refuses_algorithm_confusion(app_with, victims: World) -> None:
-    async with app_with(jwt_algorithm="RS256", jwt_public_key=PUBLIC_PEM) as http:
+    # Development: production also needs JWT_ISSUER/JWT_AUDIENCE, which would refuse these tokens for another reason.
+    async with app_with(jwt_algorithm="RS256", jwt_public_key=PUBLIC_PEM, app_env="development") as http:
         valid = jwt.encode(claims(victims.a.alice.user_id, victims.a.tenant_id), PRIVATE_PEM, algorithm="RS256")
         control = await http.get(victims.a.path("me"), headers=headers(valid))
         assert control.status_code == 200, control.text

@@ -2,21 +2,54 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from app.settings import DEVELOPMENT_JWT_SECRET, ConfigurationError, Settings, runtime_dsn_from
 
-STRONG = "k" * 40
+STRONG = secrets.token_urlsafe(48)
 
 
-def test_defaults_in_development() -> None:
+def test_an_unset_app_env_is_production() -> None:
     settings = Settings.from_env({})
-    assert settings.app_env == "development"
+    assert settings.app_env == "production"
+    assert settings.is_production
+    assert not settings.uses_development_key
+    assert settings.development_warning is None
     assert settings.database_url is None
     assert settings.jwt_algorithm == "HS256"
-    assert settings.signing_key == DEVELOPMENT_JWT_SECRET
     assert settings.cors_origins == ()
+    with pytest.raises(ConfigurationError, match="JWT_SECRET is required in production"):
+        settings.validate()
+    with pytest.raises(ConfigurationError, match="JWT_SECRET is not set"):
+        _ = settings.signing_key
+    assert Settings().app_env == "production"  # built in code, too
+
+
+def test_explicit_development_uses_the_development_key() -> None:
+    settings = Settings.from_env({"APP_ENV": "Development"})
+    assert not settings.is_production
+    assert settings.uses_development_key
+    assert settings.signing_key == settings.verification_key == DEVELOPMENT_JWT_SECRET
+    assert "/dev/token" in (settings.development_warning or "")
     settings.validate()
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"APP_ENV": "development", "JWT_SECRET": STRONG},
+        {"APP_ENV": "development", "JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY": "PEM"},
+    ],
+)
+def test_a_configured_key_turns_the_development_key_off(environ: dict[str, str]) -> None:
+    settings = Settings.from_env(environ)
+    settings.validate()
+    assert not settings.uses_development_key
+    assert settings.verification_key != DEVELOPMENT_JWT_SECRET
+    assert "development mode" in (settings.development_warning or "")
+    assert "/dev/token" not in (settings.development_warning or "")
 
 
 def test_environment_is_read() -> None:
@@ -63,14 +96,20 @@ def test_runtime_dsn_keeps_ipv6_hosts_and_query() -> None:
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"APP_ENV": "production"}, "JWT_SECRET is required"),
+        ({}, "JWT_SECRET is required in production"),
+        ({"APP_ENV": "production"}, "JWT_SECRET is required in production"),
         ({"APP_ENV": "production", "JWT_SECRET": "short"}, "at least 32 bytes"),
         ({"APP_ENV": "production", "JWT_SECRET": DEVELOPMENT_JWT_SECRET}, "well-known"),
-        ({"JWT_SECRET": "short"}, "at least 32 bytes"),
+        ({"JWT_SECRET": "a" * 40}, "too easy to guess"),
+        ({"APP_ENV": "development", "JWT_SECRET": "short"}, "at least 32 bytes"),
         ({"APP_ENV": "staging"}, "APP_ENV"),
         ({"JWT_ALGORITHM": "HS512"}, "JWT_ALGORITHM"),
         ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM"),
         ({"JWT_ALGORITHM": "RS256"}, "JWT_PUBLIC_KEY"),
+        ({"APP_ENV": "development", "JWT_PUBLIC_KEY": "PEM"}, "JWT_ALGORITHM is HS256"),
+        ({"JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY": "PEM"}, "JWT_ISSUER and JWT_AUDIENCE"),
+        ({"JWT_ALGORITHM": "ES256", "JWT_PUBLIC_KEY": "PEM", "JWT_ISSUER": "https://idp"}, "JWT_AUDIENCE"),
+        ({"JWT_ALGORITHM": "RS256", "JWT_PUBLIC_KEY": "PEM", "JWT_AUDIENCE": "chat"}, "JWT_ISSUER"),
     ],
 )
 def test_unsafe_configurations_are_refused(environ: dict[str, str], message: str) -> None:
@@ -79,7 +118,10 @@ def test_unsafe_configurations_are_refused(environ: dict[str, str], message: str
 
 
 def test_asymmetric_algorithms_verify_with_the_public_key() -> None:
-    settings = Settings.from_env({"JWT_ALGORITHM": "es256", "JWT_PUBLIC_KEY": "PEM", "APP_ENV": "production"})
+    environ = {"JWT_ALGORITHM": "es256", "JWT_PUBLIC_KEY": "PEM", "JWT_ISSUER": "https://idp", "JWT_AUDIENCE": "chat"}
+    settings = Settings.from_env(environ)
     settings.validate()
+    assert settings.is_production
     assert settings.jwt_algorithm == "ES256"
     assert settings.verification_key == "PEM"
+    Settings.from_env({**environ, "JWT_ISSUER": "", "JWT_AUDIENCE": "", "APP_ENV": "development"}).validate()
