@@ -201,7 +201,7 @@ async def _select_one(dsn: str) -> int:
         await connection.close()
 
 
-def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Path, monkeypatch, capsys) -> None:
+def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Path, monkeypatch, capfd) -> None:
     import app.cli
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -209,9 +209,16 @@ def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Pa
     monkeypatch.setattr(app.cli, "EMBEDDED_DATA", pg_dir / "postgres")
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "seed"]) == 0
-    assert "3 tenants, 9 users, 12 agent_configs" in capsys.readouterr().out
+    assert "3 tenants, 9 users, 12 agent_configs" in capfd.readouterr().out
     assert main(["token", demo_email("Vela", "admin")]) == 0
-    assert decode_token(capsys.readouterr().out.strip(), Settings()).tenant_id == demo_id("Vela")
+    assert decode_token(capfd.readouterr().out.strip(), Settings()).tenant_id == demo_id("Vela")
+    query = "SELECT current_user, current_database(), (SELECT count(*) FROM sessions)"
+    assert main(["db", "psql", "--", "-At", "-c", query]) == 0  # psql on the embedded server, as its owner ...
+    owner_row = capfd.readouterr().out.strip()
+    assert owner_row.startswith("postgres|chat|")
+    assert int(owner_row.rsplit("|", 1)[1]) > 0
+    assert main(["db", "psql", "--runtime", "--", "-At", "-c", query]) == 0  # ... and as the runtime role: RLS
+    assert capfd.readouterr().out.strip() == "chat_app|chat|0"
     assert not EmbeddedPostgres(pg_dir / "postgres").running()  # each command stops the server it started
 
 
