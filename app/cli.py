@@ -181,10 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     psql.add_argument(
         "psql_args", nargs=argparse.REMAINDER, help="after --: arguments for psql (e.g. -- -c 'SELECT 1')"
     )
-    serve = commands.add_parser("serve", help="serve the API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve = commands.add_parser("serve", help="serve the API", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, about one per core")
     token = commands.add_parser("token", help="print a signed JWT for a seeded user (development)")
     token.add_argument("email")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
