@@ -35,8 +35,7 @@ install: $(STAMP)  ## create .venv and install the app with its dev tools
 run: $(STAMP)  ## embedded PostgreSQL (unless DATABASE_URL), migrate, seed, serve on http://127.0.0.1:8000
 	$(BIN)/python -m app db upgrade
 	$(BIN)/python -m app db seed
-	@echo "demo token (anna@etms.example, supporter of eTMS):"
-	@$(BIN)/python -m app token anna@etms.example
+	@$(BIN)/python -m app.welcome http://127.0.0.1:8000 $$PPID &  # prints where things are once the server answers
 	$(BIN)/python -m app serve --host 127.0.0.1 --port 8000
 
 test: chromium pgbouncer $(STAMP)  ## the whole suite on a throwaway PostgreSQL (TEST_DATABASE_URL to use a server), with coverage
