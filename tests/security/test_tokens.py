@@ -11,7 +11,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -133,7 +133,7 @@ def route_url(route: Route, world: World) -> str:
     return route.url(world.a.tenant_id, world.a.sessions[world.a.alice.user_id][0])
 
 
-async def send(http: Any, route: Route, url: str, token_headers: dict[str, str]) -> Any:
+async def send(http: Any, route: Route, url: str, token_headers: Mapping[str, str | bytes]) -> Any:
     """Send ``route``'s request with its valid body."""
     return await http.request(route.method, url, headers=token_headers, json=route.body)
 
@@ -210,7 +210,7 @@ async def test_rs256_app_refuses_algorithm_confusion(app_with, victims: World) -
 # --- issuer and audience ------------------------------------------------------------------------
 
 ISSUER, AUDIENCE = "https://idp.example.test", "chat-sessions-api"
-ISS_AUD_CASES = {
+ISS_AUD_CASES: dict[str, dict[str, Any]] = {
     "wrong issuer": {"iss": "https://evil.example.test", "aud": AUDIENCE},
     "missing issuer": {"aud": AUDIENCE},
     "wrong audience": {"iss": ISSUER, "aud": "another-api"},

@@ -64,7 +64,8 @@ def layout_folders() -> set[str]:
     """The folders the Layout block of docs/development.md names (two spaces of indent per level)."""
     text = (PROJECT / "docs" / "development.md").read_text()
     block = text.split("## Layout", 1)[1].split("```", 2)[1]
-    found, parents = set(), []
+    found: set[str] = set()
+    parents: list[str] = []
     for line in block.splitlines():
         match = re.match(r"^( *)(\S+/)", line)
         if not match:
