@@ -20,11 +20,16 @@ AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if o
 TOOLS = [("chromium", "CHROMIUM", "chromium"), ("pgbouncer", "PGBOUNCER", "pgbouncer"), ("bench-tools", "WRK", "wrk")]
 
 
+# Run from a make (``make test``), the outer make's flags and exported paths must not leak in.
+OUTER_MAKE = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "CHROMIUM", "PGBOUNCER", "WRK"}
+
+
 def make_unprivileged(target: str, variable: str, path: str) -> subprocess.CompletedProcess[str]:
     """``make TARGET VARIABLE=PATH`` as a user who is not root."""
     return subprocess.run(
         [*AS_NOBODY, "make", "--no-print-directory", target, f"{variable}={path}"],
         cwd=PROJECT,
+        env={k: v for k, v in os.environ.items() if k not in OUTER_MAKE},
         capture_output=True,
         text=True,
         timeout=60,
