@@ -1,4 +1,4 @@
-"""``python -m app``: db upgrade | db seed | serve | token EMAIL | rls audit.
+"""``python -m app``: db upgrade | db seed | db psql | serve | token EMAIL | rls audit.
 
 Without ``DATABASE_URL`` the commands start (or join) an embedded PostgreSQL under
 ``.data/`` and use its ``chat`` database.
@@ -10,14 +10,16 @@ import argparse
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from app.db.embedded import EmbeddedPostgres
+from app.db.embedded import EmbeddedPostgres, psql_binary
 from app.settings import ConfigurationError, Settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -110,6 +112,42 @@ def cmd_token(settings: Settings, email: str, ttl: int) -> int:
     return 0
 
 
+def split_password(dsn: str) -> tuple[str, str | None]:
+    """``dsn`` without its password, and the password (decoded), so that it stays off a command line."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn, None
+    credentials, _, address = parts.netloc.rpartition("@")
+    netloc = credentials.partition(":")[0] + "@" + address
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+
+
+def cmd_psql(settings: Settings, runtime: bool, psql_args: list[str]) -> int:
+    """psql on the configured database as the owner, or as the runtime role; its exit status.
+
+    Standard input is psql's, so statements can be piped in. The password reaches psql in
+    ``PGPASSWORD``, not on its command line.
+    """
+    psql = psql_binary()
+    if psql is None:
+        print(
+            "db psql: psql not found: install PostgreSQL's client (e.g. apt-get install postgresql-client)",
+            file=sys.stderr,
+        )
+        return 2
+    assert settings.database_url
+    dsn, password = split_password(settings.runtime_database_url if runtime else settings.database_url)
+    env = {**os.environ, "PGPASSWORD": password} if password else dict(os.environ)
+    if psql_args[:1] == ["--"]:
+        psql_args = psql_args[1:]
+    # Ctrl-C belongs to psql (it cancels the running query); this process only waits for it.
+    previous = signal.signal(signal.SIGINT, lambda _signal, _frame: None)
+    try:
+        return subprocess.run([psql, dsn, *psql_args], env=env, check=False).returncode  # noqa: S603 (the operator's own)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def cmd_serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
@@ -144,10 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply roles, migrations and RLS policies (idempotent)")
     db.add_parser("seed", help="insert the demo data (idempotent)")
-    serve = commands.add_parser("serve", help="serve the API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    psql = db.add_parser(
+        "psql",
+        help="psql on the configured database as its owner (statements on standard input work too)",
+        description="psql on the configured database (DATABASE_URL, else the embedded one under .data/).",
+    )
+    psql.add_argument("--runtime", action="store_true", help="connect as the API's runtime role (RLS applies)")
+    psql.add_argument(
+        "psql_args", nargs=argparse.REMAINDER, help="after --: arguments for psql (e.g. -- -c 'SELECT 1')"
+    )
+    serve = commands.add_parser("serve", help="serve the API", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, about one per core")
     token = commands.add_parser("token", help="print a signed JWT for a seeded user (development)")
     token.add_argument("email")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
@@ -164,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with database_settings() as settings:
         if args.command == "db":
+            if args.db_command == "psql":
+                return cmd_psql(settings, args.runtime, args.psql_args)
             return cmd_upgrade(settings) if args.db_command == "upgrade" else cmd_seed(settings)
         if args.command == "rls":
             return cmd_audit(settings, args.json)

@@ -4,9 +4,9 @@
   a loaded data set is reused), or the server of ``BENCH_DATABASE_URL`` (a superuser DSN).
 - Server: the real app, ``python -m app serve`` (uvicorn, the runtime role ``chat_app``)
   in a subprocess on a free loopback port, stopped after each measurement.
-- Load client: ``wrk`` (C, one thread, installed by the Makefile), a separate process that
-  costs the server far less CPU than a Python client would; a Lua script rotates the
-  request paths and prints the figures as JSON.
+- Load client: ``wrk`` (C, one thread; ``$WRK``, else on ``PATH``; ``make bench-tools``), a
+  separate process that costs the server far less CPU than a Python client would; a Lua
+  script rotates the request paths and prints the figures as JSON.
 - Floor: the same transaction (BEGIN, the same ``set_config``, the same SQL, COMMIT) driven
   directly through an asyncpg pool as ``chat_app``, without HTTP, at the same concurrency.
 """
@@ -238,7 +238,7 @@ def wrk(base: str, requests: Sequence[Request], concurrency: int, seconds: float
         script.write(_WRK_SCRIPT % rows)
     try:
         command = [
-            "wrk",
+            os.environ.get("WRK", "wrk"),
             "-t1",
             f"-c{concurrency}",
             f"-d{max(1, round(seconds))}s",

@@ -1,4 +1,4 @@
-"""``python -m bench.markdown bench/results/<file>.json``: a saved run as a Markdown table (for the README)."""
+"""``python -m bench.markdown bench/results/<file>.json``: a saved run as a Markdown table (for docs/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ class Context:
 
 
 def app_routes() -> set[tuple[str, str]]:
-    """(method, path without parameter types) of every route of the app on the current branch."""
+    """(method, path without parameter types) of every route the app serves."""
     app = create_app(SETTINGS)
     return {(m, re.sub(r":\w+}", "}", route.path)) for route in app.routes for m in getattr(route, "methods", ())}
 

@@ -54,7 +54,7 @@ def serve(argv: list[str]) -> None:
             kwargs.pop("reset", None)
             await original(self, **kwargs)
 
-        TenantEngine.start_connection_pool = start  # type: ignore[method-assign]
+        TenantEngine.start_connection_pool = start  # type: ignore[method-assign,assignment]
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -90,10 +90,10 @@ def main() -> None:
                         report.add(Row(name, 1, c, figures, None))
         print("\nmedians over the rounds:")
         print(f"{'variant':<34} {'c':>3} | {'p50 ms':>7} {'req/s':>7} {'cpu ms/req':>10}")
-        for (name, c), figures in runs.items():
-            p50 = statistics.median(f["p50_ms"] for f in figures)
-            rps = statistics.median(f["rps"] for f in figures)
-            cpu = statistics.median(f["cpu_ms_per_request"] for f in figures)
+        for (name, c), rounds in runs.items():
+            p50 = statistics.median(f["p50_ms"] for f in rounds)
+            rps = statistics.median(f["rps"] for f in rounds)
+            cpu = statistics.median(f["cpu_ms_per_request"] for f in rounds)
             print(f"{name:<34} {c:>3} | {p50:>7.2f} {rps:>7.0f} {cpu:>10.3f}")
         print(f"saved {report.save()}")
 

@@ -92,6 +92,27 @@ def database() -> Iterator[TestDatabase]:
             asyncio.run(drop())
 
 
+@pytest.fixture
+def fresh_database(database: TestDatabase) -> Iterator[TestDatabase]:
+    """An empty database of its own on the run's server (not upgraded), dropped afterwards."""
+    server_dsn = _with_database(database.owner_dsn, "postgres")
+    name = f"chat_fresh_{uuid.uuid4().hex[:12]}"
+
+    async def execute(sql: str) -> None:
+        connection = await asyncpg.connect(server_dsn)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    owner_dsn = _with_database(server_dsn, name)
+    try:
+        yield TestDatabase(owner_dsn=owner_dsn, runtime_dsn=runtime_dsn_from(owner_dsn, TEST_RUNTIME_PASSWORD))
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def settings(database: TestDatabase) -> Settings:
     """Settings of the app under test: production, HS256 with the run's generated secret, small pool.
@@ -139,7 +160,7 @@ async def serve(settings: Settings, handlers: tuple[Any, ...] = ()) -> AsyncIter
     await asyncio.wait([running, asyncio.create_task(started.wait())], return_when=asyncio.FIRST_COMPLETED)
     if running.done():
         running.result()  # start-up failed: raise its error
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # type: ignore[arg-type]  # typed narrower
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

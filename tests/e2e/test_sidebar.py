@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -23,15 +24,16 @@ async def sign_in(page: Page, url: str, user: TestUser) -> None:
     await expect(page.locator("#who")).to_contain_text(user.email)
 
 
-async def api_sessions(url: str, user: TestUser, **params: object) -> dict:
+async def api_sessions(url: str, user: TestUser, **params: int) -> dict[str, Any]:
     """The API's own answer, to compare the page with."""
     async with httpx.AsyncClient(base_url=url, headers=user.headers) as http:
         response = await http.get(f"/api/{user.tenant_id}/sessions", params=params)
         response.raise_for_status()
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
 
 
-def shown(sessions: list[dict]) -> list[str]:
+def shown(sessions: list[dict[str, Any]]) -> list[str]:
     return [s["title"] or "Untitled" for s in sessions]
 
 

@@ -6,7 +6,7 @@ import httpx
 from playwright.async_api import Page, expect
 
 from app.seed import demo_id
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import ARTIFACTS, screenshot
 from tests.factories import World
 
 
@@ -34,6 +34,12 @@ async def test_development_offers_seeded_users(page: Page, live_server_with, see
         await expect(page.locator(".session-title")).to_have_text(
             [s["title"] or "Untitled" for s in listed["sessions"]]
         )
+        # The demo as the README shows it (docs/screenshot.png is this file): Anna's newest session.
+        newest = listed["sessions"][0]
+        await page.locator(f'.session[data-session-id="{newest["session_id"]}"]').click()
+        await expect(page.locator(".message")).to_have_count(newest["message_count"])
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "demo.png"))
 
 
 async def test_production_has_no_dev_sign_in(page: Page, live_server_with, world: World, seeded) -> None:

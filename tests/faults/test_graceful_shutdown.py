@@ -12,12 +12,22 @@ import time
 
 import asyncpg
 import httpx
-import pytest
 
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import World
-from tests.faults.test_slow_database import sessions_locked, wait_for_lock_waiters
+from tests.faults.test_slow_database import sessions_locked
 from tests.live import live_server
+from tests.polling import until, wait_for_lock_waiters
+
+
+async def refuses_connections(url: str) -> bool:
+    """True once a new connection to ``url`` is refused."""
+    async with httpx.AsyncClient(base_url=url) as newcomer:
+        try:
+            await newcomer.get("/health")
+        except httpx.ConnectError:
+            return True
+    return False
 
 
 async def test_sigterm_lets_the_in_flight_request_finish_then_the_server_exits_cleanly(
@@ -36,11 +46,8 @@ async def test_sigterm_lets_the_in_flight_request_finish_then_the_server_exits_c
                 await wait_for_lock_waiters(owner, 1)
                 server.process.send_signal(signal.SIGTERM)
                 signalled = time.monotonic()
-                await asyncio.sleep(1.0)
+                await until(lambda: refuses_connections(server.url), "the server to stop accepting connections")
                 still_running = server.process.poll() is None
-                async with httpx.AsyncClient(base_url=server.url) as newcomer:
-                    with pytest.raises(httpx.ConnectError):  # no longer accepting connections
-                        await newcomer.get("/health")
                 assert not in_flight.done()
             response = await in_flight
         exit_code = await asyncio.to_thread(server.process.wait, 30)

@@ -15,8 +15,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from tests.factories import World
-
-NO_HANG = 30.0  # a request that takes this long is a hang
+from tests.polling import NO_HANG, wait_for_lock_waiters
 
 
 @asynccontextmanager
@@ -25,19 +24,6 @@ async def sessions_locked(owner: asyncpg.Pool) -> AsyncIterator[None]:
     async with owner.acquire() as connection, connection.transaction():
         await connection.execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
         yield
-
-
-async def wait_for_lock_waiters(owner: asyncpg.Pool, count: int) -> None:
-    """Until ``count`` API backends wait on a lock (bounded)."""
-    deadline = time.monotonic() + NO_HANG
-    while True:
-        waiting = await owner.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'chat_app' AND wait_event_type = 'Lock'"
-        )
-        if waiting >= count:
-            return
-        assert time.monotonic() < deadline, f"{waiting} of {count} requests reached the lock"
-        await asyncio.sleep(0.02)
 
 
 async def test_requests_beyond_a_pool_of_two_held_by_blocked_queries_get_503_and_retry_after(

@@ -12,6 +12,7 @@ import pytest
 
 from tests.contract import assert_names_field, when
 from tests.factories import TestTenant, TestUser, World, add_message, create_session
+from tests.polling import wait_for_lock_waiters
 
 MESSAGE_FIELDS = {"message_id", "session_id", "role", "content", "created_at"}
 
@@ -314,7 +315,7 @@ async def test_a_message_racing_the_deletion_of_its_session_is_404_not_500(clien
                 f"{world.a.path()}/{session_id}/messages", headers=alice.headers, json={"role": "user", "content": "hi"}
             )
         )
-        await asyncio.sleep(0.5)
+        await wait_for_lock_waiters(owner, 1)
         assert not post.done()
         await transaction.commit()
     response = await post

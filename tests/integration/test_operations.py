@@ -44,17 +44,32 @@ def pg_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_db_upgrade_is_idempotent_and_seed_inserts_once(database, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("DATABASE_URL", database.owner_dsn)
-    monkeypatch.setenv("APP_DATABASE_URL", database.runtime_dsn)
+def test_db_upgrade_is_idempotent_and_seed_inserts_once(fresh_database, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DATABASE_URL", fresh_database.owner_dsn)
+    monkeypatch.setenv("APP_DATABASE_URL", fresh_database.runtime_dsn)
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
     assert main(["db", "seed"]) == 0
     first = capsys.readouterr().out
+    rows = asyncio.run(_count_rows(fresh_database.owner_dsn))
     assert main(["db", "seed"]) == 0
     second = capsys.readouterr().out
-    assert "3 tenants" in first or "0 tenants" in first  # first run of this database, or an earlier test seeded
-    assert "seeded: 0 tenants, 0 users, 0 agent_configs, 0 sessions, 0 messages" in second
+    assert rows["tenants"] == 3
+    assert rows["sessions"] >= 9 * 5
+    assert rows["messages"] > rows["sessions"]
+    assert first == "seeded: " + ", ".join(f"{n} {table}" for table, n in rows.items()) + "\n"
+    assert second == "seeded: 0 tenants, 0 users, 0 agent_configs, 0 sessions, 0 messages\n"
+    assert asyncio.run(_count_rows(fresh_database.owner_dsn)) == rows
+
+
+async def _count_rows(dsn: str) -> dict[str, int]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        tables = ("tenants", "users", "agent_configs", "sessions", "messages")
+        return {table: await connection.fetchval(f"SELECT count(*) FROM {table}") for table in tables}
+    finally:
+        await connection.close()
 
 
 async def test_seeded_demo_data_matches_the_contract(database, owner) -> None:
@@ -72,11 +87,12 @@ async def test_seeded_demo_data_matches_the_contract(database, owner) -> None:
         }
         assert agents == {"SupervisorAgent", "GuidelineAgent", "DebtAgent", "ShipmentAgent"}
         per_user = await owner.fetch(
-            "SELECT user_id, count(*) AS n, min(message_count) AS m FROM sessions WHERE tenant_id = $1 GROUP BY 1",
+            """SELECT u.role, count(*) AS n, min(s.message_count) AS m
+               FROM sessions s JOIN users u USING (user_id) WHERE s.tenant_id = $1 GROUP BY u.user_id""",
             tenant_id,
         )
-        assert len(per_user) == 3
-        assert all(r["n"] >= 3 and r["m"] >= 2 for r in per_user)
+        assert sorted((r["role"], r["n"]) for r in per_user) == [("admin", 5), ("supporter", 18), ("supporter", 18)]
+        assert all(r["m"] >= 2 for r in per_user)
 
 
 def _run_main(database, argv: list[str]) -> int:
@@ -242,7 +258,7 @@ async def _select_one(dsn: str) -> int:
         await connection.close()
 
 
-def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Path, monkeypatch, capsys) -> None:
+def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Path, monkeypatch, capfd) -> None:
     import app.cli
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
@@ -252,9 +268,16 @@ def test_without_database_url_the_commands_use_an_embedded_postgresql(pg_dir: Pa
     monkeypatch.delenv("JWT_SECRET", raising=False)
     assert main(["db", "upgrade"]) == 0
     assert main(["db", "seed"]) == 0
-    assert "3 tenants, 9 users, 12 agent_configs" in capsys.readouterr().out
+    assert "3 tenants, 9 users, 12 agent_configs" in capfd.readouterr().out
     assert main(["token", demo_email("Vela", "admin")]) == 0
-    assert decode_token(capsys.readouterr().out.strip(), DEVELOPMENT).tenant_id == demo_id("Vela")
+    assert decode_token(capfd.readouterr().out.strip(), DEVELOPMENT).tenant_id == demo_id("Vela")
+    query = "SELECT current_user, current_database(), (SELECT count(*) FROM sessions)"
+    assert main(["db", "psql", "--", "-At", "-c", query]) == 0  # psql on the embedded server, as its owner ...
+    owner_row = capfd.readouterr().out.strip()
+    assert owner_row.startswith("postgres|chat|")
+    assert int(owner_row.rsplit("|", 1)[1]) > 0
+    assert main(["db", "psql", "--runtime", "--", "-At", "-c", query]) == 0  # ... and as the runtime role: RLS
+    assert capfd.readouterr().out.strip() == "chat_app|chat|0"
     assert not EmbeddedPostgres(pg_dir / "postgres").running()  # each command stops the server it started
 
 

@@ -1,6 +1,6 @@
 """Scale-out: two API processes behind one pgbouncer in transaction mode.
 
-pgbouncer (Debian's package; ``make test`` installs it when missing) hands the same few server
+pgbouncer (Debian's package; ``make test`` installs it as root when missing) hands the same few server
 connections to both API processes in turn, transaction by transaction. Because the
 tenant context is transaction-local, interleaved requests of two tenants never see a
 foreign row, and a client with no context, on those same server connections, sees no
@@ -41,8 +41,10 @@ CONCURRENCY = 32
 
 
 def pgbouncer_binary() -> str:
-    """The pgbouncer executable (``make test`` apt-installs Debian's when missing: ``make pgbouncer``)."""
-    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/sbin")
+    """The pgbouncer executable: ``$PGBOUNCER`` (set and checked by ``make test``), else the one installed."""
+    found = (
+        os.environ.get("PGBOUNCER") or shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/sbin")
+    )
     assert found, "pgbouncer is not installed: run `make pgbouncer` (apt-get install pgbouncer)"
     return found
 

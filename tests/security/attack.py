@@ -1,8 +1,11 @@
 """The attack suite's map of the API and its leak detector.
 
-``ROUTES`` lists every ``/api/{tenant_id}/…`` route of the contract; ``MOUNTED`` keeps those
-the application serves today (``test_every_api_route_is_attacked`` fails when the app gains a
-route this list lacks). Adding a route to the suite is one entry here.
+The routes attacked are the application's own: ``MOUNTED`` is every ``/api/{tenant_id}/…``
+route of ``create_app()``'s route table, each with its entry of ``ATTACKS`` (how to call it).
+A route the app gains without an entry is in ``UNCOVERED``, an entry whose route the app no
+longer serves in ``GONE``; ``tests/security/test_paths.py`` fails on either, so the suite can
+neither miss a new route nor silently drop the cases of one that disappeared. Covering a
+route is one entry here.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class Route:
         return f"{self.method} {self.path}"
 
 
-ROUTES = (
+ATTACKS = (
     Route("GET", "sessions", 200, query=("user_id", "limit", "offset", "sort_by", "order")),
     Route("GET", "me", 200),
     Route("GET", "agents", 200),
@@ -68,7 +71,7 @@ ROUTES = (
 HTTP_METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 
 
-def app_routes() -> set[tuple[str, str]]:
+def app_routes() -> list[tuple[str, str]]:
     """(method, path) of every ``/api`` route the application serves, path parameters without types."""
     found = set()
     for route in create_app(Settings(app_env="development")).routes:
@@ -76,11 +79,14 @@ def app_routes() -> set[tuple[str, str]]:
             continue
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path).removeprefix("/api/{tenant_id}/")
         found |= {(method, path) for method in getattr(route, "methods", ()) if method in HTTP_METHODS}
-    return found
+    return sorted(found)
 
 
 APP_ROUTES = app_routes()
-MOUNTED = tuple(r for r in ROUTES if (r.method, r.path) in APP_ROUTES)
+_BY_KEY = {(r.method, r.path): r for r in ATTACKS}
+MOUNTED = tuple(_BY_KEY[key] for key in APP_ROUTES if key in _BY_KEY)
+UNCOVERED = [key for key in APP_ROUTES if key not in _BY_KEY]
+GONE = [key for key in _BY_KEY if key not in APP_ROUTES]
 READS = tuple(r for r in MOUNTED if not r.writes)
 BY_SESSION = tuple(r for r in MOUNTED if r.by_session)
 

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import pytest
@@ -59,7 +60,7 @@ class Throwaway:
         """Run SQL as the owner to break the database on purpose."""
         asyncio.run(execute(self.dsn, *statements))
 
-    def audit(self, **options: str) -> Report:
+    def audit(self, **options: Any) -> Report:
         """Audit it (runtime role: the throwaway's)."""
         return asyncio.run(run_audit(self.dsn, self.role, **options))
 

@@ -41,9 +41,14 @@ def field_with(route: Route, raw: bytes) -> bytes:
     return b"{" + b", ".join([*parts, f'"{name}": "x'.encode() + raw + b'x"']) + b"}"
 
 
+def with_value(raw: bytes) -> Callable[[Route], bytes]:
+    """A variant: the route's valid body with ``raw`` inside one string value."""
+    return lambda route: field_with(route, raw)
+
+
 # Each variant: the body sent to a route (made from the route's valid body where it matters).
 VARIANTS: dict[str, Callable[[Route], bytes]] = {
-    **{f"value: {name}": (lambda route, raw=raw: field_with(route, raw)) for name, raw in NOT_UTF8.items()},
+    **{f"value: {name}": with_value(raw) for name, raw in NOT_UTF8.items()},
     "key: latin-1 (E9)": lambda _: b'{"titl\xe9": "x"}',
     "key: encoded surrogate (ED A0 80)": lambda _: b'{"\xed\xa0\x80": "x"}',
     f"arrays nested {DEPTH:,} deep": lambda _: b"[" * DEPTH + b"]" * DEPTH,

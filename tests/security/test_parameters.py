@@ -101,7 +101,6 @@ async def test_hostile_session_path_segment_is_400_naming_it(client, victims: Wo
         assert response.status_code == 400, response.text
         assert "session_id" in response.json()["detail"]
     assert not leaks(response.text, foreign_markers(victims, user))
-    assert not leaks(response.text, foreign_markers(victims, user))
 
 
 @pytest.mark.parametrize(("route", "name", "key"), BODY_CASES, ids=case_id)

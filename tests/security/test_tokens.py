@@ -11,7 +11,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -79,6 +79,16 @@ def tamper(token: str, **changes: Any) -> str:
 
 
 # Each case: (world, attacker-tenant path) -> token presented on tenant A's path. All must be 401.
+def respelled(claim: str, how: str) -> Callable[[World], str]:
+    """A token of alice whose ``claim`` (``sub`` or ``tenant_id``) is her id in another spelling."""
+
+    def token(w: World) -> str:
+        value = w.a.alice.user_id if claim == "sub" else w.a.tenant_id
+        return hs256(claims(w.a.alice.user_id, w.a.tenant_id, **{claim: other_spellings(value)[how]}))
+
+    return token
+
+
 HS256_CASES: dict[str, Callable[[World], str]] = {
     "alg none": lambda w: forge({"alg": "none", "typ": "JWT"}, claims(w.a.alice.user_id, w.a.tenant_id)),
     "alg None": lambda w: forge({"alg": "None", "typ": "JWT"}, claims(w.a.alice.user_id, w.a.tenant_id)),
@@ -120,18 +130,8 @@ HS256_CASES: dict[str, Callable[[World], str]] = {
     ),
     "tenant_id an object": lambda w: hs256(claims(w.a.alice.user_id, w.a.tenant_id, tenant_id={"id": 1})),
     "tenant_id unicode": lambda w: hs256(claims(w.a.alice.user_id, w.a.tenant_id, tenant_id="ｔｅｎａｎｔ")),
-    **{
-        f"sub with {how}": lambda w, how=how: hs256(
-            claims(w.a.alice.user_id, w.a.tenant_id, sub=other_spellings(w.a.alice.user_id)[how])
-        )
-        for how in other_spellings(uuid.uuid4())
-    },
-    **{
-        f"tenant_id with {how}": lambda w, how=how: hs256(
-            claims(w.a.alice.user_id, w.a.tenant_id, tenant_id=other_spellings(w.a.tenant_id)[how])
-        )
-        for how in other_spellings(uuid.uuid4())
-    },
+    **{f"sub with {how}": respelled("sub", how) for how in other_spellings(uuid.uuid4())},
+    **{f"tenant_id with {how}": respelled("tenant_id", how) for how in other_spellings(uuid.uuid4())},
     "expired, on another tenant's path": lambda w: hs256(
         claims(w.b.alice.user_id, w.b.tenant_id, exp=int(time.time()) - 5)
     ),
@@ -145,7 +145,7 @@ def route_url(route: Route, world: World) -> str:
     return route.url(world.a.tenant_id, world.a.sessions[world.a.alice.user_id][0])
 
 
-async def send(http: Any, route: Route, url: str, token_headers: dict[str, str]) -> Any:
+async def send(http: Any, route: Route, url: str, token_headers: Mapping[str, str | bytes]) -> Any:
     """Send ``route``'s request with its valid body."""
     return await http.request(route.method, url, headers=token_headers, json=route.body)
 
@@ -233,7 +233,7 @@ async def test_rs256_app_refuses_algorithm_confusion(app_with, victims: World) -
 # --- issuer and audience ------------------------------------------------------------------------
 
 ISSUER, AUDIENCE = "https://idp.example.test", "chat-sessions-api"
-ISS_AUD_CASES = {
+ISS_AUD_CASES: dict[str, dict[str, Any]] = {
     "wrong issuer": {"iss": "https://evil.example.test", "aud": AUDIENCE},
     "missing issuer": {"aud": AUDIENCE},
     "wrong audience": {"iss": ISSUER, "aud": "another-api"},

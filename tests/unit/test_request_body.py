@@ -9,7 +9,7 @@ import pytest
 from app.db.transaction import BodyTooLargeError, Limits, TenantShares, TransactionMiddleware, read_body
 
 
-def receiver(messages: Sequence[dict[str, object]]):  # type: ignore[no-untyped-def]
+def receiver(messages: Sequence[dict[str, object]]):
     """An ASGI ``receive`` that hands out ``messages`` in order (then a disconnect)."""
     queue = list(messages)
 
@@ -65,7 +65,7 @@ async def test_the_middleware_does_not_call_the_app_for_a_client_that_left() -> 
         sent.append(message)
 
     limits = Limits(acquire_timeout=1.0, statement_timeout_ms=1000, idle_in_transaction_timeout_ms=1000, tenant_max=1)
-    middleware = TransactionMiddleware(app, limits, TenantShares(1))  # type: ignore[arg-type]
+    middleware = TransactionMiddleware(app, limits, TenantShares(1))
     chunks = [{"type": "http.request", "body": b"123456789", "more_body": True}]
     await middleware(scope(100), receiver(chunks), send)  # type: ignore[arg-type]
     assert called == []

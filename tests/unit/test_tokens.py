@@ -75,7 +75,7 @@ def test_claim_ids_may_be_upper_case() -> None:
 
 
 def test_alg_none_and_other_algorithms_are_refused() -> None:
-    unsigned = jwt.encode(claims(), None, algorithm="none")
+    unsigned = jwt.encode(claims(), "", algorithm="none")
     with pytest.raises(InvalidTokenError):
         decode_token(unsigned, HS)
     with pytest.raises(InvalidTokenError):
@@ -97,11 +97,12 @@ def test_issuer_is_verified_when_configured() -> None:
 
 
 def _pem(private_key: Any) -> str:
-    return (
+    pem: str = (
         private_key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+    return pem
 
 
 @pytest.mark.parametrize(

@@ -413,6 +413,8 @@ async function loadMessages() {
 
 function renderChat() {
   const session = state.selected;
+  $("composer-hint").textContent = "";
+  $("message-input").removeAttribute("aria-invalid");
   const list = $("message-list");
   list.replaceChildren();
   $("chat-placeholder").hidden = Boolean(session);
@@ -446,7 +448,14 @@ async function sendMessage(event) {
   const input = $("message-input");
   const content = input.value;
   const session = state.selected;
-  if (!session || !content.trim()) return;
+  if (!session) return;
+  if (!content.trim()) {
+    // Nothing is sent: say why, next to the box.
+    $("composer-hint").textContent = "Type a message first: a blank message is not sent.";
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    return;
+  }
   const button = $("send");
   button.disabled = true;
   try {
@@ -523,6 +532,10 @@ function init() {
   $("load-more").addEventListener("click", loadMore);
   $("load-more-messages").addEventListener("click", loadMessages);
   $("composer").addEventListener("submit", sendMessage);
+  $("message-input").addEventListener("input", () => {
+    $("composer-hint").textContent = "";
+    $("message-input").removeAttribute("aria-invalid");
+  });
   $("message-input").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("composer").requestSubmit();
   });
