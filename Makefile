@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Modules held at 100% coverage: the queries, auth and database context.
 FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/agents/queries.py,app/users/queries.py,app/auth/*.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/audit.py
 
-.PHONY: help install run test lint format bench bench-scale bench-variants bench-tools clean chromium pgbouncer
+.PHONY: help install run test lint format bench bench-scale bench-variants bench-oracle bench-noisy bench-tools clean chromium pgbouncer
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ bench-scale: $(STAMP) bench-tools  ## list/history/post at SCALE x (1M sessions,
 
 bench-variants: $(STAMP) bench-tools  ## server ideas (event loop, pool reset, access log) compared on the list
 	timeout 900 $(BIN)/python -m bench.variants
+
+bench-oracle: $(STAMP)  ## 404 timing: missing vs other tenant's vs colleague's session id, 5 routes, rank-test z
+	timeout 900 $(BIN)/python -m bench.timing_oracle
+
+bench-noisy: $(STAMP)  ## tenant B's statuses/latencies while tenant A holds the pool (slow bodies, slow queries)
+	timeout 600 $(BIN)/python -m bench.noisy_neighbour
 
 clean:  ## remove .venv, .data (embedded PostgreSQL) and caches
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
