@@ -17,7 +17,7 @@ Per route it prints p25, median and p75 of each case, and the Mann-Whitney U ran
 colleague vs missing and other tenant vs missing as z (normal approximation with tie
 correction; z > 0: that case is slower; |z| < 2 is within noise). Afterwards it checks that
 the refused writes changed nothing: both tables as the database owner sees them, and each
-targeted session as its owner reads it through the API. ``BENCH_ROUNDS`` (default 500)
+targeted session as its owner reads it through the API. ``BENCH_ROUNDS`` (default 1000)
 sets the requests per case.
 """
 
@@ -44,7 +44,7 @@ from bench.harness import HttpConnection, Server
 from bench.scenarios import SETTINGS
 
 PLAN = Plan(sessions=3_000, messages=30_000, power_sessions=1_000, power_messages=20, sessions_per_user=100)
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "500"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1000"))
 WARMUP_ROUNDS = 30
 CASES = ("missing", "other tenant", "colleague")
 SAMPLE_IDS = 200  # sessions drawn from, per case
