@@ -17,7 +17,7 @@ tool = @test -x $(1) || { \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	test -x $(1) || { echo "$(1) is still missing after apt-get install $(2): set $(3)=/path/to/$(2)" >&2; exit 1; }; }
 
-.PHONY: help install run test lint format bench bench-scale bench-variants bench-tools clean chromium pgbouncer
+.PHONY: help install run test lint format bench bench-scale bench-variants bench-oracle bench-noisy bench-tools clean chromium pgbouncer
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -63,6 +63,12 @@ bench-scale: bench-tools $(STAMP)  ## list/history/post at SCALE x (1M sessions,
 
 bench-variants: bench-tools $(STAMP)  ## server ideas (event loop, pool reset, access log) compared on the list
 	timeout 900 $(BIN)/python -m bench.variants
+
+bench-oracle: $(STAMP)  ## 404 timing: missing vs other tenant's vs colleague's session id, 5 routes, rank-test z
+	timeout 900 $(BIN)/python -m bench.timing_oracle
+
+bench-noisy: $(STAMP)  ## tenant B's statuses/latencies while tenant A holds the pool (slow bodies, slow queries)
+	timeout 600 $(BIN)/python -m bench.noisy_neighbour
 
 clean:  ## remove .venv, .data (embedded PostgreSQL) and caches
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

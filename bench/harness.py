@@ -24,7 +24,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,6 +275,81 @@ def http_run(server: Server, requests: Sequence[Request], concurrency: int) -> d
     return figures | {"cpu_ms_per_request": used * 1000 / max(1, figures["requests"])}
 
 
+# --------------------------------------------------------------------------- raw HTTP/1.1 (asyncio streams)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP response: status, headers (lower-case names), body, and the seconds it took."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float
+
+
+def http_request(
+    method: str, path: str, token: str, body: bytes | None = None, *, content_length: int | None = None
+) -> bytes:
+    """An HTTP/1.1 request as bytes (keep-alive); ``content_length`` may announce more than ``body`` holds."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}"]
+    if body is not None or content_length is not None:
+        lines += [
+            "Content-Type: application/json",
+            f"Content-Length: {len(body or b'') if content_length is None else content_length}",
+        ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection over raw asyncio streams: no client library between the
+    timer and the socket, and a client can send half a request and stop (as an attacker does)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, base: str) -> HttpConnection:
+        """Connect to ``base`` (``http://127.0.0.1:PORT``)."""
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        """Write ``data`` and wait until the kernel took it."""
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def answer(self) -> tuple[int, dict[str, str], bytes]:
+        """Read one response (status line, headers, a ``Content-Length`` body)."""
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", ""):
+            raise NotImplementedError("chunked responses are not read here")
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return int(status_line.split(" ")[1]), headers, body
+
+    async def request(self, method: str, path: str, token: str, body: bytes | None = None) -> Answer:
+        """Send one request and read its response, timed from the first byte sent to the last byte read."""
+        data = http_request(method, path, token, body)
+        started = time.perf_counter()
+        await self.send(data)
+        status, headers, answer = await self.answer()
+        return Answer(status, headers, answer, time.perf_counter() - started)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        self.writer.close()
+        with suppress(OSError):
+            await self.writer.wait_closed()
+
+
 # --------------------------------------------------------------------------- floor (asyncpg, no HTTP)
 
 
@@ -407,13 +482,19 @@ def format_row(row: Row) -> str:
     return line + (f"  {row.note}" if row.note else "")
 
 
-def conditions() -> dict[str, Any]:
-    """The machine's conditions at the start of a run (the figures are only comparable within a run)."""
+def machine() -> dict[str, Any]:
+    """CPUs, load average (now), Python and platform: the figures are only comparable within a run."""
     return {
         "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "platform": platform.platform(),
+    }
+
+
+def conditions() -> dict[str, Any]:
+    """The machine's conditions at the start of a run, and the wrk and floor settings."""
+    return machine() | {
         "seconds_per_run": SECONDS,
         "warmup_seconds": WARMUP_SECONDS,
         "server_pool_size": SERVER_POOL_SIZE,
