@@ -23,8 +23,8 @@ import httpx
 
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import TestTenant, TestUser, World
-from tests.faults.test_slow_database import wait_for_lock_waiters
 from tests.live import LiveServer, live_server
+from tests.polling import wait_for_lock_waiters
 
 if TYPE_CHECKING:
     from tests.conftest import TestDatabase
