@@ -23,6 +23,10 @@ class TenantEngine(PostgresEngine):
 
     require_transaction = False
 
+    async def check_version(self) -> None:
+        """Not at construction: Piccolo would connect when ``piccolo_conf`` is imported, with libpq's
+        defaults (the operating-system user) while no DSN is configured yet."""
+
     async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
         self._check_transaction()
         lock = getattr(self.current_transaction.get(), "lock", None)
