@@ -216,8 +216,7 @@ class RequestTransaction:
 
     async def _end(self, connection: asyncpg.Connection, commit: bool) -> None:
         try:
-            if connection.is_in_transaction():
-                await connection.execute("COMMIT" if commit else "ROLLBACK")
+            await connection.execute("COMMIT" if commit else "ROLLBACK")
         except Exception as error:
             # Asked before the release below: did the connection die under COMMIT/ROLLBACK?
             lost = isinstance(error, DATABASE_DOWN_ERRORS) or _is_lost(connection)
