@@ -335,7 +335,7 @@ ORDER BY 2
 # What runs a function: policies (directly, or through an operator) and triggers.
 CALLERS = f"""
 SELECT format('policy %I.%I.%I', n.nspname, c.relname, pol.polname) AS caller,
-       coalesce(o.oprcode, d.refobjid) AS function
+       coalesce(o.oprcode::oid, d.refobjid) AS function
 FROM pg_policy pol
 JOIN pg_class c ON c.oid = pol.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = pol.oid
@@ -640,7 +640,7 @@ async def load_catalog(connection: asyncpg.Connection, runtime_role: str, defaul
         and r["name"] not in NON_TENANT_TABLES
         and (r["has_tenant_id"] or r["reached_by"] or r["name"] in project)
     ]
-    paths = [("the owner's session", default_path)]
+    paths = [("the migrator's sessions", default_path)]
     paths += [(row["source"], row["path"]) for row in await connection.fetch(SEARCH_PATHS)]
     return Catalog(
         runtime_role=runtime_role,
@@ -907,8 +907,8 @@ async def check_shadowing(connection: asyncpg.Connection, report: Report, catalo
     schemas = [s for s in on_path if s not in ("pg_catalog", "pg_temp", "")]
     for row in await connection.fetch(SHADOWS, schemas):
         detail = (
-            f"{row['kind']} named like pg_catalog's {row['shadowed']} in schema {row['schema']}, which is on"
-            f" {on_path[row['schema']]}'s search_path: it can win resolution over pg_catalog"
+            f"{row['kind']} named like pg_catalog's {row['shadowed']}, in schema {row['schema']} on the search_path"
+            f" of {on_path[row['schema']]}: it can win resolution over pg_catalog's"
         )
         report.add("catalog_shadowing", row["name"], detail)
 
@@ -998,6 +998,15 @@ def _changes(live: dict[str, Any], expected: dict[str, Any]) -> str:
     return "changed by hand: " + "; ".join(parts)
 
 
+def _policy_text(policy: dict[str, Any]) -> str:
+    """A policy of the snapshot, as its clauses read."""
+    text = f"{policy['permissive']} {policy['cmd']} TO {', '.join(policy['roles'])}"
+    for clause, sql in (("USING", policy["qual"]), ("WITH CHECK", policy["with_check"])):
+        if sql:
+            text += f" {clause} {sql if sql.startswith('(') else f'({sql})'}"
+    return text
+
+
 def check_replay(report: Report, live: Snapshot, expected: Snapshot, reported_grants: set[str]) -> None:
     """``drift`` (changed or missing) and the additions ``unexpected_policy/trigger/rule/grant``."""
     for key in sorted(expected):
@@ -1014,7 +1023,8 @@ def check_replay(report: Report, live: Snapshot, expected: Snapshot, reported_gr
                 continue
             report.add("unexpected_grant", name, "not granted by rls_policies/")
         elif kind != "function":
-            report.add(f"unexpected_{kind}", name, f"not created by rls_policies/: {live[key].get('definition', '')}")
+            definition = _policy_text(live[key]) if kind == "policy" else live[key]["definition"]
+            report.add(f"unexpected_{kind}", name, f"not created by rls_policies/: {' '.join(definition.split())}")
 
 
 async def check_drift(

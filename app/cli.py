@@ -160,14 +160,15 @@ def cmd_serve(settings: Settings, host: str, port: int, workers: int) -> int:
     return 0
 
 
-def cmd_audit(settings: Settings, as_json: bool) -> int:
-    """Audit the live database's tenant isolation: 0 clean, 1 findings, 2 cannot connect."""
+def cmd_audit(settings: Settings, as_json: bool, exclude: list[str]) -> int:
+    """Audit the live database's tenant isolation: 0 clean (warnings allowed), 1 errors, 2 cannot connect."""
     from app.audit import AuditConnectionError, render_json, render_table, run_audit
     from app.db.upgrade import runtime_login
 
     assert settings.database_url
+    runtime_role = runtime_login(settings.runtime_database_url)[0]
     try:
-        report = asyncio.run(run_audit(settings.database_url, runtime_login(settings.runtime_database_url)[0]))
+        report = asyncio.run(run_audit(settings.database_url, runtime_role, exclude=exclude))
     except AuditConnectionError as error:
         print(f"rls audit: {error}", file=sys.stderr)
         return 2
@@ -200,9 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
     rls = commands.add_parser("rls", help="row-level security").add_subparsers(dest="rls_command", required=True)
     audit = rls.add_parser(
-        "audit", help="check tenant isolation in the live database (exit 0 clean, 1 findings, 2 no DB)"
+        "audit", help="check tenant isolation in the live database (exit 0 clean, 1 errors, 2 no DB)"
     )
-    audit.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    audit.add_argument("--json", action="store_true", help="print JSON (one object per finding) instead of a table")
+    audit.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="leave out the finding with this cache_key (as printed, e.g. migrator:postgres); repeatable",
+    )
     return parser
 
 
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_psql(settings, args.runtime, args.psql_args)
             return cmd_upgrade(settings) if args.db_command == "upgrade" else cmd_seed(settings)
         if args.command == "rls":
-            return cmd_audit(settings, args.json)
+            return cmd_audit(settings, args.json, args.exclude)
         if args.command == "token":
             return cmd_token(settings, args.email, args.ttl)
         return cmd_serve(settings, args.host, args.port, args.workers)

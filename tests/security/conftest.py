@@ -49,12 +49,20 @@ async def execute(dsn: str, *statements: str) -> None:
         await connection.close()
 
 
+THROWAWAY_PASSWORD = "y" * 16
+
+
 @dataclass(frozen=True)
 class Throwaway:
     """A throwaway upgraded database and the name of its own runtime role."""
 
     dsn: str
     role: str
+
+    @property
+    def runtime_dsn(self) -> str:
+        """The copy, logging in as its runtime role."""
+        return as_role(self.dsn, self.role, THROWAWAY_PASSWORD)
 
     def break_it(self, *statements: str) -> None:
         """Run SQL as the owner to break the database on purpose."""
@@ -96,7 +104,9 @@ def throwaway(template: tuple[str, str]) -> Iterator[Throwaway]:
         execute(
             server,
             f'CREATE DATABASE "{copy}" TEMPLATE "{name}"',
-            f"CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{'y' * 16}'",
+            # A database's own privileges are not copied from its template: revoke again what db upgrade did.
+            f'REVOKE TEMPORARY, CREATE ON DATABASE "{copy}" FROM PUBLIC',
+            f"CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{THROWAWAY_PASSWORD}'",
             f'GRANT chat_runtime TO "{role}"',
         )
     )
