@@ -430,7 +430,9 @@ ORDER BY 1
 SNAPSHOT_FUNCTIONS = f"""
 SELECT p.oid::regprocedure::text AS name, pg_get_userbyid(p.proowner)::text AS owner,
        CASE WHEN p.prosecdef THEN 'DEFINER' ELSE 'INVOKER' END AS security,
-       coalesce(array_to_string(p.proconfig, '; '), '') AS config, p.prosrc AS body,
+       coalesce(array_to_string(p.proconfig, '; '), '') AS config,
+       CASE p.provolatile WHEN 'i' THEN 'IMMUTABLE' WHEN 's' THEN 'STABLE' ELSE 'VOLATILE' END AS volatility,
+       p.prosrc AS body,
        pg_get_functiondef(p.oid) AS definition
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = ANY($1::text[]) AND p.prokind IN ('f', 'p')
@@ -946,7 +948,9 @@ async def snapshot(connection: asyncpg.Connection, tenant_oids: list[int]) -> Sn
             "with_check": row["with_check"],
         }
     for row in await connection.fetch(SNAPSHOT_FUNCTIONS.replace("$2", "$1"), FUNCTION_SCHEMAS):
-        state[f"function {row['name']}"] = {k: row[k] for k in ("owner", "security", "config", "body", "definition")}
+        state[f"function {row['name']}"] = {
+            k: row[k] for k in ("owner", "security", "config", "volatility", "body", "definition")
+        }
     for kind, sql in (("trigger", SNAPSHOT_TRIGGERS), ("rule", SNAPSHOT_RULES)):
         for row in await connection.fetch(sql, tenant_oids):
             state[f"{kind} {row['name']}"] = {"definition": row["definition"], "enabled": row["enabled"]}

@@ -181,3 +181,15 @@ def statements(name: str, throwaway: Throwaway) -> list[str]:
 def expected(name: str, throwaway: Throwaway) -> set[tuple[str, str]]:
     """The findings of plant ``name`` for ``throwaway``."""
     return {(check, fill(obj, throwaway)) for check, obj in PLANTS[name].findings}
+
+
+def drop_peeker(throwaway: Throwaway) -> str:
+    """SQL, run on the copy, that drops the plant's role with whatever it owns or was granted there."""
+    name = peeker(throwaway).replace('"', '""')
+    return f"""DO $$ BEGIN
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+            REASSIGN OWNED BY "{name}" TO CURRENT_USER;
+            DROP OWNED BY "{name}";
+            DROP ROLE "{name}";
+        END IF;
+    END $$"""

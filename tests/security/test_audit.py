@@ -21,7 +21,7 @@ from app.audit import CHECKS, AuditConnectionError, Finding, Report, render_json
 from app.cli import main
 from tests.conftest import TestDatabase as Database
 from tests.security.conftest import Throwaway, execute
-from tests.security.plants import PLANTS, expected, peeker, statements
+from tests.security.plants import PLANTS, drop_peeker, expected, peeker, statements
 
 TENANT_TABLES = [
     "public.agent_configs",
@@ -47,7 +47,7 @@ def details(report: Report, check: str) -> dict[str, str]:
 def planted(throwaway: Throwaway) -> Iterator[Throwaway]:
     """The throwaway copy; the role a plant may create is dropped afterwards."""
     yield throwaway
-    asyncio.run(execute(throwaway.dsn, f'DROP ROLE IF EXISTS "{peeker(throwaway)}"'))
+    asyncio.run(execute(throwaway.dsn, drop_peeker(throwaway)))
 
 
 # --- a clean database ---------------------------------------------------------------------------
