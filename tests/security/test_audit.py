@@ -470,17 +470,21 @@ def test_definer_functions_without_search_path_and_executable(throwaway: Throwaw
         "CREATE FUNCTION open_definer() RETURNS int LANGUAGE sql SECURITY DEFINER"
         " SET search_path = pg_catalog, pg_temp AS $$ SELECT 1 $$",
         "GRANT EXECUTE ON FUNCTION pinned_badly() TO chat_runtime",
+        "CREATE FUNCTION tuned() RETURNS int LANGUAGE sql SECURITY DEFINER SET work_mem = '1MB' AS $$ SELECT 1 $$",
+        "REVOKE ALL ON FUNCTION tuned() FROM PUBLIC",
     )
     report = throwaway.audit()
     assert found(report) == {
         ("function_search_path", "public.count_all_sessions()"),
         ("function_search_path", "public.pinned_badly()"),
+        ("function_search_path", "public.tuned()"),
         ("definer_executable", "public.open_definer()"),
         ("definer_executable", "public.pinned_badly()"),
     }
     assert details(report, "function_search_path") == {
         "public.count_all_sessions()": "SECURITY DEFINER, without search_path = pg_catalog, pg_temp (has: none)",
         "public.pinned_badly()": "SECURITY DEFINER, without search_path = pg_catalog, pg_temp (has: pg_catalog)",
+        "public.tuned()": "SECURITY DEFINER, without search_path = pg_catalog, pg_temp (has: none)",
     }
     assert details(report, "definer_executable") == {
         "public.open_definer()": "SECURITY DEFINER, executable by PUBLIC: it runs with its owner's rights",
@@ -490,21 +494,29 @@ def test_definer_functions_without_search_path_and_executable(throwaway: Throwaw
 
 
 def test_functions_called_by_policies_and_definer_code_pin_search_path(throwaway: Throwaway) -> None:
+    pinned = "SET search_path = pg_catalog, pg_temp"
     throwaway.break_it(
         "CREATE SCHEMA helpers",
         "CREATE FUNCTION helpers.tenant_of(uuid) RETURNS uuid LANGUAGE sql STABLE AS $$ SELECT $1 $$",
-        "CREATE FUNCTION helpers.atomic_caller(uuid) RETURNS uuid LANGUAGE sql STABLE"
-        " SET search_path = pg_catalog, pg_temp BEGIN ATOMIC SELECT helpers.tenant_of($1); END",
-        "CREATE FUNCTION helpers.policy_check(uuid) RETURNS boolean LANGUAGE plpgsql STABLE"
-        " SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN helpers.atomic_caller($1) IS NOT NULL; END $$",
+        f"CREATE FUNCTION helpers.same(uuid) RETURNS uuid LANGUAGE sql STABLE {pinned} AS $$ SELECT $1 $$",
+        # A body PostgreSQL parsed: its calls are dependencies in the catalog.
+        f"CREATE FUNCTION helpers.atomic_caller(uuid) RETURNS uuid LANGUAGE sql STABLE {pinned}"
+        " BEGIN ATOMIC SELECT helpers.tenant_of(helpers.same($1)); END",
+        # A PL/pgSQL body: its calls are found by their qualified names.
+        f"CREATE FUNCTION helpers.policy_check(uuid) RETURNS boolean LANGUAGE plpgsql STABLE {pinned}"
+        " AS $$ BEGIN RETURN helpers.atomic_caller(helpers.same($1)) IS NOT NULL; END $$",
         "GRANT USAGE ON SCHEMA helpers TO chat_runtime",
         "ALTER POLICY sessions_select ON sessions"
         " USING (tenant_id = (SELECT rls.tenant_id()) AND helpers.policy_check(user_id))",
+        # A trigger function of pg_catalog's: nothing to pin, but the trigger is not the project's.
+        "CREATE TRIGGER skip_noop BEFORE UPDATE ON users"
+        " FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
     )
     report = throwaway.audit()
     assert found(report) == {
         ("function_search_path", "helpers.tenant_of(uuid)"),
         ("drift", "policy public.sessions.sessions_select"),
+        ("unexpected_trigger", "public.users.skip_noop"),
     }
     assert details(report, "function_search_path") == {
         "helpers.tenant_of(uuid)": "called by helpers.atomic_caller(uuid), without search_path = pg_catalog,"

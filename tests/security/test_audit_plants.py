@@ -13,11 +13,12 @@ context's tenant; the tests that depend on this say so.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -25,11 +26,14 @@ import pytest
 
 from app.audit import run_audit
 from app.db.context import set_context
+from app.db.engine import get_engine
 from app.db.selfcheck import UnsafeRoleError, check_runtime_role
+from app.db.upgrade import upgrade
 from tests.conftest import TEST_JWT_SECRET
+from tests.conftest import TestDatabase as Database
 from tests.factories import TestTenant, TestUser, World, create_session, make_world
 from tests.live import PROJECT, free_port
-from tests.security.conftest import Throwaway, execute
+from tests.security.conftest import THROWAWAY_PASSWORD, Throwaway, as_role, execute, with_database
 from tests.security.plants import drop_peeker, expected, peeker, statements
 
 
@@ -584,3 +588,82 @@ async def test_a_function_changed_by_hand_makes_every_supporter_an_admin(copy: C
         assert await titles_read(runtime, a.alice) == own_titles(a, a.alice, a.bob, a.admin)
     finally:
         await runtime.close()
+
+
+# --- a plain migrator, as in production ---------------------------------------------------------
+
+
+@pytest.fixture
+def plain(database: Database) -> Iterator[tuple[Throwaway, str]]:
+    """A database upgraded by a plain migrator (NOSUPERUSER NOBYPASSRLS, owner of the database, member of
+    chat_migrator), as a DBA would set it up: the Throwaway's DSN is the migrator's; beside it, the
+    suite's superuser DSN of the same database (to write test data without a context)."""
+    tag = uuid.uuid4().hex[:8]
+    server = with_database(database.owner_dsn, "postgres")
+    name, migrator, runtime = f"chat_audit_plain_{tag}", f"chat_audit_mig_{tag}", f"chat_audit_role_{tag}"
+    password = THROWAWAY_PASSWORD
+    asyncio.run(
+        execute(
+            server,
+            f"CREATE ROLE {migrator} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{password}'",
+            f"GRANT chat_migrator TO {migrator}",
+            f"CREATE DATABASE {name} OWNER {migrator}",
+            f"CREATE ROLE {runtime} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{password}'",
+            f"GRANT chat_runtime TO {runtime}",
+        )
+    )
+    owner_dsn = as_role(with_database(server, name), migrator, password)
+    engine = get_engine()
+    saved = dict(engine.config)
+    try:
+        asyncio.run(upgrade(owner_dsn, as_role(owner_dsn, runtime, password)))
+        yield Throwaway(owner_dsn, runtime), with_database(database.owner_dsn, name)
+    finally:
+        engine.config = saved
+        asyncio.run(
+            execute(
+                server,
+                f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+                f"DROP ROLE IF EXISTS {runtime}",
+                f"DROP ROLE IF EXISTS {migrator}",
+            )
+        )
+
+
+def test_with_a_plain_migrator_the_audit_is_clean_without_warnings(plain: tuple[Throwaway, str]) -> None:
+    migrator = plain[0]
+    report = asyncio.run(run_audit(migrator.dsn, migrator.role))
+    assert report.findings == []
+    assert report.runtime_roles == [migrator.role, "chat_runtime"]
+    assert len(report.tenant_tables) == 6
+
+
+async def test_with_a_plain_owner_force_confines_a_definer_function_to_the_callers_tenant(
+    plain: tuple[Throwaway, str],
+) -> None:
+    """What the superuser migrator's warning is about: the same planted definer function, owned by a plain
+    migrator, reads under FORCE and the policies, with the caller's context. It is still reported (it
+    widens a supporter's reach within the tenant to every title) and the replay still runs."""
+    migrator, superuser = plain
+    # Test data without a context: the superuser, with the triggers off (the counters' definer trigger now
+    # runs as the plain owner, whom FORCE binds: without a context it may write no counter).
+    writer = await asyncpg.create_pool(
+        superuser, min_size=1, max_size=2, server_settings={"session_replication_role": "replica"}
+    )
+    try:
+        world = await make_world(writer, TEST_JWT_SECRET)
+    finally:
+        await writer.close()
+    await execute(migrator.dsn, *statements("definer_executable", migrator))
+    assert {(f.name, f.object) for f in (await run_audit(migrator.dsn, migrator.role)).findings} == expected(
+        "definer_executable", migrator
+    )
+    a = world.a
+    runtime = await asyncpg.connect(migrator.runtime_dsn)
+    try:
+        async with runtime.transaction():
+            await set_context(runtime, a.tenant_id, a.alice.user_id)
+            titles = {row[0] for row in await runtime.fetch("SELECT * FROM public.all_titles()")}
+    finally:
+        await runtime.close()
+    assert titles == own_titles(a, a.alice)  # the owner runs as alice's context: her sessions only
