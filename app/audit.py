@@ -179,7 +179,7 @@ CHECKS: dict[str, Check] = {
         "ALTER … OWNER TO the migrator (the role of DATABASE_URL).",
     ),
     "migrator": Check(
-        "migrator bound by FORCE",
+        "migrator bound by FORCE (no superuser, no BYPASSRLS)",
         "The migrator (the role of DATABASE_URL) owns the tables and the SECURITY DEFINER trigger function."
         " FORCE ROW LEVEL SECURITY binds an owner only when it is neither superuser nor BYPASSRLS; a bypassing"
         " migrator works (db seed sets a context either way), but every function, rule or view it owns then"
@@ -702,7 +702,7 @@ def check_coverage(report: Report, tables: Iterable[str], policies: Sequence[asy
 async def check_floors(connection: asyncpg.Connection, report: Report, catalog: Catalog) -> None:
     """``tenant_floor`` and ``policy_to_public``."""
     for policy in catalog.policies:
-        if policy["roles"] == ["public"]:
+        if "public" in policy["roles"]:
             name = f"{policy['table_name']}.{policy['policyname']}"
             report.add("policy_to_public", name, f"{policy['cmd']} policy applies TO PUBLIC (every role)")
     for table in catalog.tenant:
@@ -1142,7 +1142,11 @@ def render_table(report: Report) -> str:
             continue
         lines += ["", f"{name}: {check.title}", f"  fix: {check.remediation}"]
         for finding in found:
-            lines += [f"  {finding.level:<5} {finding.object}", f"        {finding.detail}"]
+            lines += [
+                f"  {finding.level:<5} {finding.object}",
+                f"        {finding.detail}",
+                f"        key: {finding.cache_key}",
+            ]
     if report.excluded:
         lines += ["", f"excluded by key ({len(report.excluded)}): " + ", ".join(f.cache_key for f in report.excluded)]
     if report.unmatched:
