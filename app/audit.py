@@ -286,15 +286,15 @@ WHERE schemaname <> 'information_schema' AND schemaname !~ '^pg_'
 ORDER BY 1, 2
 """
 
-# Roles that can become one of $1 (the runtime role, its group): they hold the runtime's grants.
+# The runtime group $2 and the roles that can become it or the runtime role $1: they hold the runtime's grants.
 MEMBERS = """
 WITH RECURSIVE members(oid) AS (
-    SELECT oid FROM pg_roles WHERE rolname = ANY($1::text[])
+    SELECT oid FROM pg_roles WHERE rolname IN ($1, $2)
     UNION
     SELECT m.member FROM pg_auth_members m JOIN members ON m.roleid = members.oid
 )
 SELECT r.rolname::text AS rolname, r.rolsuper, r.rolbypassrls FROM members JOIN pg_roles r USING (oid)
-WHERE r.rolname <> ALL ($1::text[])
+WHERE r.rolname <> $1
 ORDER BY 1
 """
 
@@ -650,7 +650,7 @@ async def load_catalog(connection: asyncpg.Connection, runtime_role: str, defaul
             "SELECT rolname::text AS rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
         ),
         reach=list(reach),
-        members=list(await connection.fetch(MEMBERS, [runtime_role, GROUP_ROLE])),
+        members=list(await connection.fetch(MEMBERS, runtime_role, GROUP_ROLE)),
         relations=list(relations),
         tenant=tenant,
         policies=list(await connection.fetch(POLICIES)),
@@ -798,9 +798,11 @@ def check_roles(report: Report, catalog: Catalog) -> None:
     reached = {r["rolname"] for r in catalog.reach}
     for member in catalog.members:
         problems = _bypasses(member)
-        if problems and member["rolname"] not in reached:  # a reached member was reported above
-            detail = f"a member of {GROUP_ROLE} or {login} (it holds the runtime grants) that {problems}"
-            report.add("runtime_role", member["rolname"], detail)
+        if problems and member["rolname"] not in reached:  # a role within reach was reported above
+            who = f"a member of {GROUP_ROLE} or {login} (it holds the runtime grants) that"
+            if member["rolname"] == GROUP_ROLE:
+                who = "the runtime group"
+            report.add("runtime_role", member["rolname"], f"{who} {problems}")
     problems = _bypasses(catalog.migrator)
     if problems:
         detail = f"the migrator {problems}, even FORCED, nor to the definer functions, rules and views it owns"
@@ -930,6 +932,7 @@ def check_forbidden_grants(report: Report, catalog: Catalog) -> set[str]:
 # --- drift and additions: the replay ------------------------------------------------------------
 
 Snapshot = dict[str, dict[str, Any]]
+READ_ONLY = "read-only"  # what ``replay`` answers on a hot standby (or with default_transaction_read_only)
 
 
 def _grant_key(grant: asyncpg.Record) -> str:
@@ -974,7 +977,7 @@ async def replay(connection: asyncpg.Connection, tenant_oids: list[int], lock_ti
     await transaction.start()
     try:
         if await connection.fetchval("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool"):
-            return "read-only"
+            return READ_ONLY
         await connection.execute("SELECT set_config('lock_timeout', $1, true)", lock_timeout)
         await _run_generated(connection, DROP_ROUTINES)
         await connection.execute("DROP SCHEMA IF EXISTS rls CASCADE")
@@ -1037,7 +1040,7 @@ async def check_drift(
     """``drift`` and the additions, from the live state and the replay."""
     live = await snapshot(connection, catalog.tenant_oids)
     expected = await replay(connection, catalog.tenant_oids, lock_timeout)
-    if expected == "read-only":
+    if expected == READ_ONLY:
         detail = (
             "not compared: the server is read-only (a hot standby?), so the policy step cannot be replayed;"
             " additions are judged by the rules alone. Run the audit against the primary."

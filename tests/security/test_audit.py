@@ -430,6 +430,14 @@ def test_runtime_role_that_does_not_exist(throwaway: Throwaway) -> None:
     report = asyncio.run(run_audit(throwaway.dsn, "no_such_role_here"))
     assert found(report) == {("runtime_role", "no_such_role_here")}
     assert "does not exist" in details(report, "runtime_role")["no_such_role_here"]
+    throwaway.break_it("ALTER ROLE chat_runtime BYPASSRLS")  # cluster-wide: restored at once
+    try:
+        report = asyncio.run(run_audit(throwaway.dsn, "no_such_role_here"))
+    finally:
+        throwaway.break_it("ALTER ROLE chat_runtime NOBYPASSRLS")
+    assert details(report, "runtime_role")["chat_runtime"] == (
+        "the runtime group has BYPASSRLS: row-level security does not apply to it"
+    )
 
 
 # --- views and functions ------------------------------------------------------------------------

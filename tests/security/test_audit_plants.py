@@ -34,7 +34,7 @@ from tests.conftest import TestDatabase as Database
 from tests.factories import TestTenant, TestUser, World, create_session, make_world
 from tests.live import PROJECT, free_port
 from tests.security.conftest import THROWAWAY_PASSWORD, Throwaway, as_role, execute, with_database
-from tests.security.plants import drop_peeker, expected, peeker, statements
+from tests.security.plants import drop_peeker, expected, fill, peeker, statements
 
 
 @dataclass
@@ -311,6 +311,41 @@ def test_the_server_refuses_to_start_when_its_role_can_become_a_bypassrls_role(t
         " which has BYPASSRLS; row-level security would be bypassed." in output
     )
     assert "Application startup failed" in output
+
+
+@pytest.mark.parametrize(
+    ("sql", "refusal"),
+    [
+        ('ALTER ROLE "{role}" SUPERUSER', "'{role}' is a superuser;"),
+        ('ALTER ROLE "{role}" BYPASSRLS', "'{role}' has BYPASSRLS;"),
+        ('ALTER TABLE public.users OWNER TO "{role}"', "'{role}' owns tenant tables users;"),
+        (
+            'CREATE ROLE "{peeker}" NOLOGIN SUPERUSER; GRANT "{peeker}" TO "{role}";'
+            ' ALTER TABLE public.agent_configs OWNER TO "{peeker}"',
+            "'{role}' can become '{peeker}' ({role} → {peeker}, by SET ROLE), which is a superuser and owns"
+            " tenant tables agent_configs;",
+        ),
+    ],
+)
+def test_the_self_check_refuses_what_the_audit_reports(throwaway: Throwaway, sql: str, refusal: str) -> None:
+    """The start-up check of ``app/db/selfcheck.py`` on the runtime role's own connection."""
+
+    async def check() -> None:
+        connection = await asyncpg.connect(throwaway.runtime_dsn)
+        try:
+            await check_runtime_role(connection)
+        finally:
+            await connection.close()
+
+    asyncio.run(check())  # a clean copy serves
+    throwaway.break_it(fill(sql, throwaway))
+    try:
+        with pytest.raises(UnsafeRoleError) as refused:
+            asyncio.run(check())
+    finally:
+        throwaway.break_it(drop_peeker(throwaway))
+    assert str(refused.value).startswith(f"refusing to start: database role {fill(refusal, throwaway)}")
+    assert str(refused.value).endswith("row-level security would be bypassed. Use a plain role (see APP_DATABASE_URL).")
 
 
 async def test_temp_lets_a_temporary_table_shadow_sessions_for_unqualified_names(copy: Copy) -> None:
