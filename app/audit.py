@@ -112,7 +112,7 @@ CHECKS: dict[str, Check] = {
         " directly, through PUBLIC or through a role it can become, whatever its tenant column is called) has"
         " row-level security enabled. Only the tables of NON_TENANT_TABLES are exempt.",
         "ALTER TABLE … ENABLE ROW LEVEL SECURITY and give it a tenant floor, or revoke the runtime role's access;"
-        " `python -m app db upgrade` restores the project's tables.",
+        " `db upgrade` restores the project's tables.",
     ),
     "rls_forced": Check(
         "RLS forced on every tenant table",
@@ -137,7 +137,7 @@ CHECKS: dict[str, Check] = {
         "policies cover SELECT, INSERT, UPDATE, DELETE",
         "On every table with a tenant_id column, permissive policies cover SELECT, INSERT, UPDATE and DELETE"
         " (ALL counts for all); a policy lacking the clause its command needs grants nothing.",
-        "Add the missing policy to rls_policies/ and run `python -m app db upgrade`.",
+        "Add the missing policy to rls_policies/ and run `db upgrade`.",
     ),
     "policy_always_true": Check(
         "no always-true or empty policy",
@@ -232,14 +232,14 @@ CHECKS: dict[str, Check] = {
         "No grant on a tenant table, a project function or schema rls beyond those rls_policies/ creates; never"
         " TRUNCATE, TRIGGER or REFERENCES on a tenant table to anyone but its owner, nor anything to PUBLIC."
         " TRUNCATE ignores row-level security: one tenant's context empties the table for all.",
-        "REVOKE it; `python -m app db upgrade` grants exactly what rls_policies/ names.",
+        "REVOKE it; `db upgrade` grants exactly what rls_policies/ names.",
     ),
     "drift": Check(
         "project objects match rls_policies/",
         "The policies, functions (body, security, settings, owner), triggers, rules and grants that db upgrade"
         " creates are unchanged and present, compared with a replay of rls_policies/ in a transaction that is"
         " always rolled back. Objects the files do not create are the unexpected_* checks'.",
-        "`python -m app db upgrade` re-applies rls_policies/; find out who changed it.",
+        "`db upgrade` re-applies rls_policies/; find out who changed it.",
     ),
 }
 
@@ -787,7 +787,7 @@ def check_roles(report: Report, catalog: Catalog) -> None:
     """``runtime_role`` (both directions of membership) and ``migrator``."""
     login = catalog.runtime_role
     if not catalog.reach:
-        report.add("runtime_role", login, "the runtime role does not exist (run `python -m app db upgrade`)")
+        report.add("runtime_role", login, "the runtime role does not exist (run `db upgrade`)")
     for role in catalog.reach:
         problems = _bypasses(role, createrole=True)
         if problems:
