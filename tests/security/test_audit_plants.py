@@ -298,7 +298,7 @@ def test_the_server_refuses_to_start_when_its_role_can_become_a_bypassrls_role(t
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=60,
             check=False,
         )
     finally:
