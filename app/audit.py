@@ -29,7 +29,7 @@ Checks (``CHECKS`` holds each one's description and remediation):
   CREATE on any schema (a temporary table named ``sessions`` shadows the real one).
 - ``ownership``: no table, view, sequence, function, schema, nor the database, is owned by a
   role the runtime role can become.
-- ``migrator`` (a WARNING): the migrator is superuser or BYPASSRLS, so FORCE does not bind it.
+- ``migrator``: a WARNING when the migrator is superuser or BYPASSRLS (FORCE does not bind it).
 - ``view_security_invoker``: no view over a tenant table, and no view the runtime role reaches,
   runs without ``security_invoker``; no materialized view holds tenant rows or is reachable.
 - ``function_search_path``: every function a policy, a trigger or a SECURITY DEFINER function
@@ -49,7 +49,7 @@ Drift and additions. The expected state is what ``db upgrade`` creates: in a tra
 is always rolled back, the audit drops what the files create (the ``rls`` schema, the functions
 of ``public``, every policy, and the triggers, rules and grants of the tenant tables), runs
 ``app.db.policies.apply_policies``, and snapshots policies, functions (body, security,
-settings, owner), triggers, rules and grants, before and after. Each difference has one owner:
+settings, volatility, owner), triggers, rules and grants, before and after. Each difference has one owner:
 
 - an object of the replay that is missing or different live is ``drift``;
 - an object live that the replay does not create is an addition: a policy, trigger, rule or
