@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from litestar import Litestar, Response, Router, get
@@ -21,6 +22,7 @@ from litestar.types import ControllerRouterHandler
 from app.agents.controllers import AgentController
 from app.auth.guards import provide_user, tenant_guard
 from app.db.engine import get_engine
+from app.db.replica import READ_AFTER_HEADER, Replica
 from app.db.selfcheck import check_runtime_role
 from app.db.transaction import (
     DATABASE_DOWN_ERRORS,
@@ -54,7 +56,10 @@ def health() -> dict[str, str]:
     "/ready",
     tags=["operations"],
     summary="Readiness",
-    description="200 when the database answers within a second, else 503 with Retry-After.",
+    description=(
+        "200 when the database (the primary) answers within a second, else 503 with Retry-After. "
+        "A read replica's health is not part of it: a replica that is down is skipped and logged."
+    ),
     responses={503: ResponseSpec(data_container=dict[str, str], description="The database does not answer")},
 )
 async def ready() -> Response[dict[str, str]]:
@@ -92,6 +97,21 @@ def create_app(
     settings = settings or Settings.from_env()
     settings.validate()
     engine = get_engine()
+    pool_options: dict[str, Any] = {
+        "min_size": settings.pool_min_size,
+        "max_size": settings.pool_max_size,
+        "reset": release_connection,
+        "server_settings": {
+            "application_name": "chat-sessions-api",
+            "statement_timeout": str(settings.statement_timeout_ms),
+        },
+        "statement_cache_size": settings.statement_cache_size,
+    }
+    replica = (
+        Replica(settings.app_read_database_url, settings.replica_max_lag_ms, pool_options)
+        if settings.app_read_database_url
+        else None
+    )
 
     def warn_in_development() -> None:
         if warning := settings.development_warning:
@@ -99,25 +119,19 @@ def create_app(
 
     @asynccontextmanager
     async def database(_: Litestar) -> AsyncIterator[None]:
-        await engine.start_connection_pool(
-            dsn=settings.runtime_database_url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            reset=release_connection,
-            server_settings={
-                "application_name": "chat-sessions-api",
-                "statement_timeout": str(settings.statement_timeout_ms),
-            },
-            statement_cache_size=settings.statement_cache_size,
-        )
+        await engine.start_connection_pool(dsn=settings.runtime_database_url, **pool_options)
         try:
             # In a transaction, so that behind pgbouncer (transaction mode) it stays on one server connection.
             async with engine.connections.acquire() as connection, connection.transaction():
                 await check_runtime_role(connection)
+            if replica is not None:
+                await replica.start(engine.connections)  # the same self-check on the replica's role
             engine.require_transaction = True
             yield
         finally:
             engine.require_transaction = False
+            if replica is not None:
+                await replica.stop()
             await engine.close_connection_pool()
 
     api = Router(
@@ -136,6 +150,7 @@ def create_app(
                     tenant_max=settings.tenant_max,
                 ),
                 shares=TenantShares(settings.tenant_max),
+                replica=replica,
             )
         ],
         security=[{"BearerToken": []}],
@@ -152,7 +167,11 @@ def create_app(
             HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
             **dict.fromkeys(DATABASE_DOWN_ERRORS + DRIVER_ERRORS, database_error_response),
         },
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        cors_config=(
+            CORSConfig(allow_origins=list(settings.cors_origins), expose_headers=[READ_AFTER_HEADER])
+            if settings.cors_origins
+            else None
+        ),
         openapi_config=OpenAPIConfig(
             title="Chat Sessions API",
             version="1.0.0",

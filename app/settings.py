@@ -169,6 +169,8 @@ class Settings:
     statement_timeout_ms: int = 5000
     idle_in_transaction_timeout_ms: int = 10000
     statement_cache_size: int = 100
+    app_read_database_url: str | None = None
+    replica_max_lag_ms: int = 5000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -198,6 +200,8 @@ class Settings:
             statement_timeout_ms=int(text("DB_STATEMENT_TIMEOUT_MS") or 5000),
             idle_in_transaction_timeout_ms=int(text("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS") or 10000),
             statement_cache_size=int(text("DB_STATEMENT_CACHE_SIZE") or 100),
+            app_read_database_url=text("APP_READ_DATABASE_URL"),
+            replica_max_lag_ms=int(text("DB_REPLICA_MAX_LAG_MS") or 5000),
         )
 
     @property

@@ -13,6 +13,12 @@ starts the middleware commits (status < 400) or rolls back (anything else), and 
 gives the connection and the place back, whatever the handler did. Everything runs in the
 request's own task, so Piccolo's context variable sees the transaction in the guard, in
 the handler and in any dependency task spawned from them.
+
+With a read replica (``app.db.replica``), ``begin()`` runs a read there in a READ ONLY
+transaction when the replica is usable and has replayed the ``X-Read-After`` position the
+client sent, else on the primary; a committed write's response carries the primary's WAL
+position after COMMIT as ``X-Read-After``. A read whose replica connection died before its
+response started is served once more, on the primary.
 """
 
 from __future__ import annotations
@@ -29,15 +35,18 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.utils.scope.state import ScopeState
 from piccolo.engine.postgres import PostgresTransaction
 
 from app.db.context import set_context
 from app.db.engine import TenantEngine, get_engine
+from app.db.replica import POSITION_SQL, REACHED_SQL, READ_AFTER_HEADER, Replica, format_lsn, must_write
 
 log = logging.getLogger(__name__)
 
 SCOPE_KEY = "chat.transaction"
 RETRY_AFTER_SECONDS = "1"
+READ_AFTER_BYTES = READ_AFTER_HEADER.lower().encode()
 MAX_BODY_BYTES = 1 << 20  # the largest valid body (a message of 32,768 escaped characters) is ~200 KB
 
 
@@ -124,6 +133,11 @@ class Limits:
             f"SET LOCAL idle_in_transaction_session_timeout = {int(self.idle_in_transaction_timeout_ms)}"
         )
 
+    @property
+    def begin_read_only_sql(self) -> str:
+        """``begin_sql`` for a read on the replica: ``BEGIN READ ONLY`` with the same limits."""
+        return self.begin_sql.replace("BEGIN;", "BEGIN READ ONLY;", 1)
+
 
 class TenantShares:
     """Each tenant's share of this process's pool: at most ``limit`` connections at once per tenant.
@@ -144,6 +158,9 @@ class TenantShares:
         self._slots[tenant_id].release()
 
 
+_MOVED: Any = object()  # ``_begin_on_replica``: the primary must serve this request
+
+
 class RequestTransaction:
     """The transaction of one request: begun by ``begin()``, ended by ``finish()``.
 
@@ -151,12 +168,18 @@ class RequestTransaction:
     transaction; ``lock`` makes dependencies resolved concurrently take turns on it.
     """
 
-    def __init__(self, engine: TenantEngine, limits: Limits, shares: TenantShares) -> None:
+    def __init__(
+        self, engine: TenantEngine, limits: Limits, shares: TenantShares, scope: Scope, replica: Replica | None = None
+    ) -> None:
         self.engine = engine
         self.limits = limits
         self.shares = shares
+        self.scope = scope
+        self.replica = replica
         self.lock = asyncio.Lock()
         self.connection: asyncpg.Connection | None = None
+        self.writes = False  # on the primary, by a request that writes (``must_write``)
+        self._pool: asyncpg.Pool | None = None  # where ``connection`` came from
         self._tenant: UUID | None = None
         self._current: contextvars.Token[Any] | None = None
 
@@ -170,9 +193,16 @@ class RequestTransaction:
         """True when the request's connection died (server stopped or restarted, network cut)."""
         return self.connection is not None and _is_lost(self.connection)
 
-    async def begin(self, tenant_id: UUID, user_id: UUID) -> asyncpg.Record | None:
+    @property
+    def on_replica(self) -> bool:
+        """True while the transaction runs on the read replica."""
+        return self.replica is not None and self._pool is not None and self._pool is self.replica.connections
+
+    async def begin(self, tenant_id: UUID, user_id: UUID, read_after: int | None = None) -> asyncpg.Record | None:
         """Open the transaction with the tenant context; return the user's row (None: not a user of the tenant).
 
+        A read runs on the read replica when it is usable and has replayed ``read_after`` (the
+        client's ``X-Read-After``), in a READ ONLY transaction; everything else on the primary.
         Waits at most ``acquire_timeout`` for a place in the tenant's share and a pooled
         connection together: ``TenantBusyError`` or ``DatabaseUnavailableError`` (503) after.
         """
@@ -184,39 +214,83 @@ class RequestTransaction:
             log.warning("tenant %s holds its whole share of the pool (%d)", tenant_id, self.limits.tenant_max)
             raise TenantBusyError from error
         self._tenant = tenant_id
+        # Piccolo reads only ``.connection`` of the current transaction.
+        self._current = self.engine.current_transaction.set(cast("PostgresTransaction", self))
+        if self.replica is not None and self.replica.usable and not must_write(self.scope):
+            row = await self._begin_on_replica(self.replica, deadline, tenant_id, user_id, read_after)
+            if row is not _MOVED:
+                return row
         try:
             async with asyncio.timeout_at(deadline):
                 self.connection = await self.engine.connections.acquire()
-            # Piccolo reads only ``.connection`` of the current transaction.
-            self._current = self.engine.current_transaction.set(cast("PostgresTransaction", self))
+            self._pool = self.engine.connections
             await self.connection.execute(self.limits.begin_sql)
-            return await set_context(self.connection, tenant_id, user_id)
+            row = await set_context(self.connection, tenant_id, user_id)
         except _BEGIN_ERRORS as error:
             # Pool exhausted, database down or restarting, or a pooled connection that died.
             log.warning("no database connection for the request: %r", error)
             raise DatabaseUnavailableError from error
+        self.writes = must_write(self.scope, row["role"] if row else None)
+        return row
 
-    async def finish(self, commit: bool) -> None:
+    async def _begin_on_replica(
+        self, replica: Replica, deadline: float, tenant_id: UUID, user_id: UUID, read_after: int | None
+    ) -> Any:
+        """The read's transaction on the replica: the user's row, or ``_MOVED`` when the primary must serve it.
+
+        The primary serves it when the replica has not replayed ``read_after``, does not know
+        the user (yet), finds that this caller's read writes, or fails; the replica gets at most
+        half the wait for a connection, so the primary always has the other half.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(min(deadline, loop.time() + self.limits.acquire_timeout / 2)):
+                self.connection = await replica.connections.acquire()
+        except TimeoutError:
+            return _MOVED  # every replica connection is busy (or connecting hangs: the health check will tell)
+        except _BEGIN_ERRORS as error:
+            replica.skip("unreachable", repr(error))
+            return _MOVED
+        self._pool = replica.connections
+        try:
+            await self.connection.execute(self.limits.begin_read_only_sql)
+            if read_after is None or await self.connection.fetchval(REACHED_SQL, read_after):
+                row = await set_context(self.connection, tenant_id, user_id)
+                if row is not None and not must_write(self.scope, row["role"]):
+                    return row
+        except _BEGIN_ERRORS as error:
+            replica.skip("failed a request's BEGIN", repr(error))
+        connection, self.connection = self.connection, None
+        await self._end(connection, commit=False)
+        return _MOVED
+
+    async def finish(self, commit: bool) -> int | None:
         """Commit or roll back, give the connection and the tenant's place back.
 
-        A failed commit raises (``DatabaseUnavailableError`` when the connection was lost);
-        a failed rollback is logged (the connection is released or terminated either way).
+        Returns the primary's WAL position after a committed write (for ``X-Read-After``),
+        else None. A failed commit raises (``DatabaseUnavailableError`` when the connection
+        was lost); a failed rollback is logged (the connection is released or terminated
+        either way).
         """
         connection, self.connection = self.connection, None
         tenant, self._tenant = self._tenant, None
         assert tenant is not None, "finish() without begin()"
         try:
             if connection is not None:
-                await self._end(connection, commit)
+                return await self._end(connection, commit)
+            return None
         finally:
             if self._current is not None:
                 self.engine.current_transaction.reset(self._current)
                 self._current = None
             self.shares.release(tenant)
 
-    async def _end(self, connection: asyncpg.Connection, commit: bool) -> None:
+    async def _end(self, connection: asyncpg.Connection, commit: bool) -> int | None:
+        position: int | None = None
         try:
             await connection.execute("COMMIT" if commit else "ROLLBACK")
+            if commit and self.writes:
+                position = await self._position(connection)
         except Exception as error:
             # Asked before the release below: did the connection die under COMMIT/ROLLBACK?
             lost = isinstance(error, DATABASE_DOWN_ERRORS) or _is_lost(connection)
@@ -229,10 +303,20 @@ class RequestTransaction:
         finally:
             try:
                 # Resets the connection (ROLLBACK if still needed) or terminates a broken one.
-                await self.engine.connections.release(connection)
+                await cast(asyncpg.Pool, self._pool).release(connection)
             except Exception as error:  # noqa: BLE001  # pragma: no cover - the server dying between COMMIT and reset
                 # asyncpg terminated the connection; the outcome of COMMIT above stands.
                 log.warning("pooled connection terminated on release: %r", error)
+        return position
+
+    @staticmethod
+    async def _position(connection: asyncpg.Connection) -> int | None:
+        """The primary's WAL insert position, read after COMMIT: at or past the end of the commit record."""
+        try:
+            return cast(int, await connection.fetchval(POSITION_SQL))
+        except Exception as error:  # noqa: BLE001 - the write is committed; only the header is lost
+            log.warning("committed, but the WAL position for X-Read-After could not be read: %r", error)
+            return None
 
 
 def get_request_transaction(scope: Scope) -> RequestTransaction:
@@ -279,11 +363,12 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES)
 class TransactionMiddleware:
     """Owns the lifetime of each request's transaction (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, limits: Limits, shares: TenantShares) -> None:
+    def __init__(self, app: ASGIApp, limits: Limits, shares: TenantShares, replica: Replica | None = None) -> None:
         self.app = app
         self.engine = get_engine()
         self.limits = limits
         self.shares = shares
+        self.replica = replica
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -293,17 +378,29 @@ class TransactionMiddleware:
             return
         if replay is None:
             return
-        holder = RequestTransaction(self.engine, self.limits, self.shares)
+        if await self._serve(scope, replay, send, self.replica):
+            # The replica died under this read before its response started: serve it again, on the primary.
+            ScopeState.from_scope(scope).response_started = False
+            await self._serve(scope, replay, send, None)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, replica: Replica | None) -> bool:
+        """Run the request in its transaction; True when nothing was sent because its replica connection died."""
+        holder = RequestTransaction(self.engine, self.limits, self.shares, scope, replica)
         scope[SCOPE_KEY] = holder  # type: ignore[literal-required]
-        replaced = False
+        replaced = again = False
 
         async def send_after_finishing(message: Message) -> None:
-            nonlocal replaced
+            nonlocal replaced, again
             if replaced:
                 return
             if message["type"] == "http.response.start" and holder.is_open:
+                if replica is not None and holder.on_replica and holder.connection_lost:
+                    replica.skip("connection lost under a read")
+                    replaced = again = True
+                    await holder.finish(commit=False)
+                    return
                 try:
-                    await holder.finish(commit=message["status"] < 400)
+                    position = await holder.finish(commit=message["status"] < 400)
                 except DatabaseUnavailableError as error:
                     # The database went away before the commit: a 503 like any other outage.
                     log.warning("commit failed, database connection lost: %r", error.__cause__)
@@ -315,13 +412,17 @@ class TransactionMiddleware:
                     replaced = True
                     await _send_error(send, 500, "the change could not be saved")
                     return
+                if position is not None:
+                    headers = [*message.get("headers", ()), (READ_AFTER_BYTES, format_lsn(position).encode())]
+                    message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, replay, send_after_finishing)
+            await self.app(scope, receive, send_after_finishing)
         finally:
             if holder.is_open:
                 await holder.finish(commit=False)
+        return again
 
 
 async def _send_error(send: Send, status: int, detail: str, retry_after: str | None = None) -> None:
