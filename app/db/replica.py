@@ -43,7 +43,8 @@ CHECK_TIMEOUT = 2.0  # for each side of one check (a connection and a query)
 
 POSITION_SQL = "SELECT pg_current_wal_insert_lsn()"
 REPLAYED_SQL = "SELECT pg_is_in_recovery() AS standby, pg_last_wal_replay_lsn() AS replayed"
-REACHED_SQL = "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)"
+# The position goes as text: asyncpg encodes pg_lsn from a signed 64-bit integer, LSNs are unsigned.
+REACHED_SQL = "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)"
 SYSTEM_SQL = "SELECT system_identifier FROM pg_control_system()"
 
 # What a check (or a request's attempt) meets when the replica is down, restarting or unreachable.
@@ -87,10 +88,10 @@ def format_lsn(position: int) -> str:
 class Replica:
     """The read replica of one server process: a pool, and whether it may serve reads now (``usable``)."""
 
-    def __init__(self, dsn: str, max_lag_ms: int, pool_options: dict[str, Any], interval: float = CHECK_SECONDS):
+    def __init__(self, dsn: str, max_lag_ms: int, pool_options: dict[str, Any], interval: float | None = None):
         self.dsn = dsn
         self.max_lag_ms = max_lag_ms
-        self.interval = interval
+        self.interval = interval or CHECK_SECONDS
         self.usable = False
         self.reason = "not checked yet"
         self.lag_ms: float | None = None
@@ -100,8 +101,12 @@ class Replica:
         self._system: int | None = None  # the primary's system identifier
         self._verified = False  # role and system identifier checked since the replica was last reached
         # (when, primary WAL position) samples the replica has not replayed yet; enough to see twice the lag limit.
-        self._samples: deque[tuple[float, int]] = deque(maxlen=max(60, int(2 * max_lag_ms / 1000 / interval) + 2))
+        self._samples: deque[tuple[float, int]] = deque(maxlen=max(60, int(2 * max_lag_ms / 1000 / self.interval) + 2))
         self._watching: asyncio.Task[None] | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Replica:
+        # Litestar deep-copies a router with its middleware's arguments: the process has one replica, not copies.
+        return self
 
     @property
     def connections(self) -> asyncpg.Pool:

@@ -239,8 +239,8 @@ class RequestTransaction:
         """The read's transaction on the replica: the user's row, or ``_MOVED`` when the primary must serve it.
 
         The primary serves it when the replica has not replayed ``read_after``, does not know
-        the user (yet), finds that this caller's read writes, or fails; the replica gets at most
-        half the wait for a connection, so the primary always has the other half.
+        the user (yet), finds that this caller's read writes, or gives no connection: the
+        replica gets at most half the wait for one, so the primary always has the other half.
         """
         loop = asyncio.get_running_loop()
         try:
@@ -252,14 +252,12 @@ class RequestTransaction:
             replica.skip("unreachable", repr(error))
             return _MOVED
         self._pool = replica.connections
-        try:
-            await self.connection.execute(self.limits.begin_read_only_sql)
-            if read_after is None or await self.connection.fetchval(REACHED_SQL, read_after):
-                row = await set_context(self.connection, tenant_id, user_id)
-                if row is not None and not must_write(self.scope, row["role"]):
-                    return row
-        except _BEGIN_ERRORS as error:
-            replica.skip("failed a request's BEGIN", repr(error))
+        # A replica connection that dies from here on raises: the middleware serves the read again on the primary.
+        await self.connection.execute(self.limits.begin_read_only_sql)
+        if read_after is None or await self.connection.fetchval(REACHED_SQL, format_lsn(read_after)):
+            row = await set_context(self.connection, tenant_id, user_id)
+            if row is not None and not must_write(self.scope, row["role"]):
+                return row
         connection, self.connection = self.connection, None
         await self._end(connection, commit=False)
         return _MOVED
