@@ -17,8 +17,9 @@ the handler and in any dependency task spawned from them.
 With a read replica (``app.db.replica``), ``begin()`` runs a read there in a READ ONLY
 transaction when the replica is usable and has replayed the ``X-Read-After`` position the
 client sent, else on the primary; a committed write's response carries the primary's WAL
-position after COMMIT as ``X-Read-After``. A read whose replica connection died before its
-response started is served once more, on the primary.
+position after COMMIT as ``X-Read-After``. A read that the replica failed (it stopped,
+restarted or went away under the read) is served once more, on the primary, before
+anything was sent.
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ def database_error_response(request: Request[Any, Any, Any], error: Exception) -
         log.error("database driver error in %s %s", request.method, request.url.path, exc_info=error)
         return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
     log.warning("database error in %s %s: %r", request.method, request.url.path, error)
-    answer = DatabaseTimeoutError() if isinstance(error, asyncpg.QueryCanceledError) else DatabaseUnavailableError()
+    timed_out = isinstance(error, asyncpg.QueryCanceledError)
+    if holder and holder.on_replica and not timed_out:
+        holder.replica_failed = True  # the replica is going away: the middleware serves the read again
+    answer = DatabaseTimeoutError() if timed_out else DatabaseUnavailableError()
     return Response(
         {"status_code": answer.status_code, "detail": answer.detail},
         status_code=answer.status_code,
@@ -179,6 +183,7 @@ class RequestTransaction:
         self.lock = asyncio.Lock()
         self.connection: asyncpg.Connection | None = None
         self.writes = False  # on the primary, by a request that writes (``must_write``)
+        self.replica_failed = False  # the replica stopped, restarted or went away under this read
         self._pool: asyncpg.Pool | None = None  # where ``connection`` came from
         self._tenant: UUID | None = None
         self._current: contextvars.Token[Any] | None = None
@@ -294,6 +299,9 @@ class RequestTransaction:
             lost = isinstance(error, DATABASE_DOWN_ERRORS) or _is_lost(connection)
             if not commit:
                 log.warning("rollback failed: %r", error)
+            elif self.on_replica:
+                # A read on the replica has nothing to save: its answer stands.
+                log.warning("the replica failed at the end of a read, answered anyway: %r", error)
             elif lost:
                 raise DatabaseUnavailableError from error
             else:
@@ -382,7 +390,7 @@ class TransactionMiddleware:
             await self._serve(scope, replay, send, None)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, replica: Replica | None) -> bool:
-        """Run the request in its transaction; True when nothing was sent because its replica connection died."""
+        """Run the request in its transaction; True when nothing was sent because the replica failed the read."""
         holder = RequestTransaction(self.engine, self.limits, self.shares, scope, replica)
         scope[SCOPE_KEY] = holder  # type: ignore[literal-required]
         replaced = again = False
@@ -392,8 +400,8 @@ class TransactionMiddleware:
             if replaced:
                 return
             if message["type"] == "http.response.start" and holder.is_open:
-                if replica is not None and holder.on_replica and holder.connection_lost:
-                    replica.skip("connection lost under a read")
+                if replica is not None and holder.replica_failed:
+                    replica.skip("failed under a read")
                     replaced = again = True
                     await holder.finish(commit=False)
                     return

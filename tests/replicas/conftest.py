@@ -57,6 +57,12 @@ class Where(Controller):
         await Session.raw("SELECT pg_sleep(0.5)")
         return dict((await Session.raw(WHERE_SQL))[0])
 
+    @get("/pause")
+    async def pause_after_reading(self) -> dict[str, bool]:
+        answer = dict((await Session.raw(WHERE_SQL))[0])
+        await asyncio.sleep(0.5)  # idle in transaction: a test may end the backend before COMMIT
+        return answer
+
     @post("/", status_code=200)
     async def write(self) -> dict[str, bool]:
         return dict((await Session.raw(WHERE_SQL))[0])

@@ -160,6 +160,23 @@ async def test_the_position_covers_the_commit_as_the_primary_reports_it(cluster:
     assert "x-read-after" not in invalid.headers
 
 
+async def test_a_committed_write_whose_position_cannot_be_read_answers_without_the_header(
+    cluster: Cluster, app_log: list[logging.LogRecord]
+) -> None:
+    # Pointed at a standby as its primary, the app commits a POST that only reads; the position query then fails.
+    a = cluster.world.a
+    async with serve(
+        cluster.settings(app_database_url=cluster.standby_runtime_dsn, app_read_database_url=None), (Where,)
+    ) as http:
+        response = await http.post(a.path("where"), headers=a.alice.headers)
+    assert response.status_code == 200
+    assert response.json() == {"standby": True, "read_only": True}
+    assert "x-read-after" not in response.headers
+    [line] = [r.getMessage() for r in app_log if "X-Read-After" in r.getMessage()]
+    assert line.startswith("committed, but the WAL position for X-Read-After could not be read: ")
+    assert "recovery is in progress" in line
+
+
 @pytest.mark.parametrize("value", ["", "abc", "0/", "/0", "1/2/3", "0x1/0", "123456789/0", "０/1", "1/-1", "1 /2"])
 async def test_a_malformed_x_read_after_is_a_400_naming_it(cluster: Cluster, value: str) -> None:
     a = cluster.world.a

@@ -1,0 +1,58 @@
+"""The read replica's pure parts: WAL positions as the header carries them, the routing rule, a replica not started."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from app.db.replica import READS_WRITE, Replica, format_lsn, must_write, parse_lsn
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0/0", 0), ("0/16B3748", 0x16B3748), ("16/b374d848", 0x16 << 32 | 0xB374D848), ("FFFFFFFF/FFFFFFFF", 2**64 - 1)],
+)
+def test_a_wal_position_reads_and_writes_as_postgresql_prints_it(text: str, value: int) -> None:
+    assert parse_lsn(text) == value
+    assert format_lsn(value) == text.upper()
+
+
+@pytest.mark.parametrize("text", ["", "0", "0/", "/0", "0//0", "1/2/3", "g/0", "0x1/0", "1/123456789", " 0/1", "٠/١"])
+def test_anything_else_is_not_a_wal_position(text: str) -> None:
+    with pytest.raises(ValueError, match="not a WAL position"):
+        parse_lsn(text)
+
+
+def scope(method: str, marker: Any = None) -> Any:
+    handler = SimpleNamespace(opt={} if marker is None else {READS_WRITE: marker})
+    return {"type": "http", "method": method, "route_handler": handler}
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "PUT", "DELETE"])
+def test_every_method_but_get_writes(method: str) -> None:
+    assert must_write(scope(method))
+    assert must_write(scope(method), "supporter")
+
+
+def test_a_get_reads_unless_its_route_says_its_reads_write() -> None:
+    assert not must_write(scope("GET"))
+    assert not must_write(scope("GET"), "admin")
+    assert must_write(scope("GET", True))
+    assert must_write(scope("GET", True), "supporter")
+    # A role's marker counts once the role is known, and only for that role.
+    assert not must_write(scope("GET", "admin"))
+    assert must_write(scope("GET", "admin"), "admin")
+    assert not must_write(scope("GET", "admin"), "supporter")
+    assert not must_write({"type": "http", "method": "GET"})  # no route handler (yet): a read
+    assert must_write({"type": "websocket"})
+
+
+async def test_a_replica_that_was_never_started_has_no_pool_and_stops_quietly() -> None:
+    replica = Replica("postgresql://nowhere.invalid/chat", 5000, {})
+    assert not replica.usable
+    assert replica.reason == "not checked yet"
+    with pytest.raises(RuntimeError, match="pool is not running"):
+        _ = replica.connections
+    await replica.stop()
