@@ -25,9 +25,14 @@ def test_anything_else_is_not_a_wal_position(text: str) -> None:
         parse_lsn(text)
 
 
-def scope(method: str, marker: Any = None) -> Any:
-    handler = SimpleNamespace(opt={} if marker is None else {READS_WRITE: marker})
-    return {"type": "http", "method": method, "route_handler": handler}
+def scope(method: str | None, marker: Any = None, handler: bool = True) -> Any:
+    """An ASGI scope of ``method`` (None: a websocket) whose route handler has ``marker`` (or no handler)."""
+    if method is None:
+        return {"type": "websocket"}
+    found: Any = {"type": "http", "method": method}
+    if handler:
+        found["route_handler"] = SimpleNamespace(opt={} if marker is None else {READS_WRITE: marker})
+    return found
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH", "PUT", "DELETE"])
@@ -45,8 +50,8 @@ def test_a_get_reads_unless_its_route_says_its_reads_write() -> None:
     assert not must_write(scope("GET", "admin"))
     assert must_write(scope("GET", "admin"), "admin")
     assert not must_write(scope("GET", "admin"), "supporter")
-    assert not must_write({"type": "http", "method": "GET"})  # no route handler (yet): a read
-    assert must_write({"type": "websocket"})
+    assert not must_write(scope("GET", handler=False))  # no route handler (yet): a read
+    assert must_write(scope(None))
 
 
 async def test_a_replica_that_was_never_started_has_no_pool_and_stops_quietly() -> None:
