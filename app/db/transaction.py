@@ -277,15 +277,14 @@ class RequestTransaction:
         """
         connection, self.connection = self.connection, None
         tenant, self._tenant = self._tenant, None
-        assert tenant is not None, "finish() without begin()"
+        current, self._current = self._current, None
+        assert tenant is not None and current is not None, "finish() without begin()"
         try:
             if connection is not None:
                 return await self._end(connection, commit)
             return None
         finally:
-            if self._current is not None:
-                self.engine.current_transaction.reset(self._current)
-                self._current = None
+            self.engine.current_transaction.reset(current)
             self.shares.release(tenant)
 
     async def _end(self, connection: asyncpg.Connection, commit: bool) -> int | None:
