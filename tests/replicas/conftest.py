@@ -27,6 +27,7 @@ from app.db.upgrade import upgrade
 from app.settings import Settings, runtime_dsn_from
 from app.tables import Session
 from tests.conftest import TEST_JWT_SECRET, TEST_RUNTIME_PASSWORD
+from tests.e2e.conftest import browser, page  # noqa: F401  # the fixtures: headless Chromium (test_page.py)
 from tests.factories import World, make_world
 from tests.integration.test_errors import app_log  # noqa: F401  # the fixture: records of the ``app`` logger
 from tests.polling import until

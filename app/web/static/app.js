@@ -31,10 +31,25 @@ class ApiError extends Error {
 
 // ---------- HTTP ----------
 
+// Read your writes: every write's answer carries X-Read-After (the primary's WAL position, "16/B374D848");
+// sent back on every request, it keeps a read replica from answering before it has replayed that write.
+const READ_AFTER_KEY = "chat-sessions.read-after";
+
+function rememberReadAfter(response) {
+  const position = response.headers.get("X-Read-After");
+  const known = sessionStorage.getItem(READ_AFTER_KEY);
+  const order = (lsn) => lsn.split("/").map((part) => parseInt(part, 16));
+  const [hi, lo] = position ? order(position) : [];
+  const [knownHi, knownLo] = known ? order(known) : [-1, -1];
+  if (position && (hi > knownHi || (hi === knownHi && lo > knownLo))) sessionStorage.setItem(READ_AFTER_KEY, position);
+}
+
 async function request(path, { method = "GET", body, token = state.token } = {}) {
   const headers = { Accept: "application/json" };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  const readAfter = sessionStorage.getItem(READ_AFTER_KEY);
+  if (readAfter) headers["X-Read-After"] = readAfter;
   let response;
   try {
     response = await fetch(API_BASE + path, {
@@ -45,6 +60,7 @@ async function request(path, { method = "GET", body, token = state.token } = {})
   } catch {
     throw new ApiError(0, "The server cannot be reached. Check your connection and try again.");
   }
+  rememberReadAfter(response);
   if (response.status === 204) return null;
   let data = null;
   try {
