@@ -10,19 +10,20 @@ from typing import Any
 import asyncpg
 from litestar import Litestar, Response, Router, get
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
+from litestar.datastructures import ResponseHeader, State
 from litestar.di import Provide
 from litestar.exceptions import ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ControllerRouterHandler
 
 from app.agents.controllers import AgentController
 from app.auth.guards import provide_user, tenant_guard
 from app.db.engine import get_engine
-from app.db.replica import READ_AFTER_HEADER, Replica
+from app.db.replica import LSN_PATTERN, READ_AFTER_HEADER, Replica
 from app.db.selfcheck import check_runtime_role
 from app.db.transaction import (
     DATABASE_DOWN_ERRORS,
@@ -44,6 +45,15 @@ from app.web.controllers import web_handlers
 from app.web.docs import SwaggerUIPage, docs_router
 
 log = logging.getLogger("app")
+
+READ_AFTER_OUT = (
+    "On the answer to a successful write: the primary's WAL position after the commit (e.g. `16/B374D848`). "
+    "Send it back as `X-Read-After` on later reads."
+)
+READ_AFTER_IN = (
+    "The latest `X-Read-After` this client received: with a read replica, the read is served by it only once it "
+    "has replayed that far, else by the primary, so a client never misses its own write. Malformed: 400."
+)
 
 
 @get("/health", tags=["operations"], summary="Liveness", sync_to_thread=False)
@@ -140,6 +150,13 @@ def create_app(
         route_handlers=[SessionController, MessageController, AgentController, MeController, *extra_api_handlers],
         guards=[tenant_guard, plain_integers],
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
+        # Read your writes (documented here, handled by the guard and the transaction middleware).
+        parameters={
+            "read_after": Parameter(
+                str, header=READ_AFTER_HEADER, default=None, pattern=LSN_PATTERN, description=READ_AFTER_IN
+            )
+        },
+        response_headers=[ResponseHeader(name=READ_AFTER_HEADER, description=READ_AFTER_OUT, documentation_only=True)],
         middleware=[
             DefineMiddleware(
                 TransactionMiddleware,

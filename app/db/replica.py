@@ -50,7 +50,8 @@ SYSTEM_SQL = "SELECT system_identifier FROM pg_control_system()"
 # What a check (or a request's attempt) meets when the replica is down, restarting or unreachable.
 UNREACHABLE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
-_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
+LSN_PATTERN = "^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$"  # also in the OpenAPI document
+_LSN = re.compile(LSN_PATTERN.strip("^$"))
 
 
 def must_write(scope: Scope, role: str | None = None) -> bool:

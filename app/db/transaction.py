@@ -278,7 +278,8 @@ class RequestTransaction:
         connection, self.connection = self.connection, None
         tenant, self._tenant = self._tenant, None
         current, self._current = self._current, None
-        assert tenant is not None and current is not None, "finish() without begin()"
+        assert tenant is not None, "finish() without begin()"
+        assert current is not None, "finish() without begin()"
         try:
             if connection is not None:
                 return await self._end(connection, commit)
