@@ -16,7 +16,7 @@ from litestar.exceptions import ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ControllerRouterHandler
 
@@ -152,8 +152,12 @@ def create_app(
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
         # Read your writes (documented here, handled by the guard and the transaction middleware).
         parameters={
-            "read_after": Parameter(
-                str, header=READ_AFTER_HEADER, default=None, pattern=LSN_PATTERN, description=READ_AFTER_IN
+            "read_after": HeaderParameter(
+                annotation=str,
+                name=READ_AFTER_HEADER,
+                default=None,
+                pattern=LSN_PATTERN,
+                description=READ_AFTER_IN,
             )
         },
         response_headers=[ResponseHeader(name=READ_AFTER_HEADER, description=READ_AFTER_OUT, documentation_only=True)],

@@ -287,3 +287,22 @@ async def test_the_runtime_role_cannot_write_on_the_standby_even_outside_read_on
 def _statement(tenant: TestTenant, session_id: uuid.UUID) -> tuple[Any, ...]:
     sql, args = message_queries.add_statement(tenant.tenant_id, session_id, tenant.alice.user_id, "user", "x")
     return (sql, *args)
+
+
+async def test_a_page_of_another_origin_may_send_and_read_x_read_after(cluster: Cluster) -> None:
+    a, frontend = cluster.world.a, "https://frontend.example.test"
+    async with serve(cluster.settings(cors_origins=(frontend,))) as http:
+        preflight = await http.options(
+            a.path(),
+            headers={
+                "Origin": frontend,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, x-read-after",
+            },
+        )
+        created = await http.post(a.path(), headers={"Origin": frontend, **a.alice.headers}, json={})
+    assert preflight.status_code in {200, 204}, preflight.text
+    assert "x-read-after" in preflight.headers["access-control-allow-headers"].lower()
+    assert created.status_code == 201
+    assert "x-read-after" in created.headers
+    assert created.headers["access-control-expose-headers"].lower() == "x-read-after"
