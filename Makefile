@@ -17,7 +17,7 @@ tool = @test -x $(1) || { \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	test -x $(1) || { echo "$(1) is still missing after apt-get install $(2): set $(3)=/path/to/$(2)" >&2; exit 1; }; }
 
-.PHONY: help install run test lint format bench bench-scale bench-variants bench-oracle bench-noisy bench-tools clean chromium pgbouncer
+.PHONY: help install run test lint format bench bench-scale bench-replica bench-variants bench-oracle bench-noisy bench-tools clean chromium pgbouncer
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -60,6 +60,9 @@ bench: bench-tools $(STAMP)  ## sessions list, 1,000 sessions x 20 messages: HTT
 
 bench-scale: bench-tools $(STAMP)  ## list/history/post at SCALE x (1M sessions, 20M messages) (default SCALE=0.05)
 	SCALE=$(SCALE) timeout 5400 $(BIN)/python -m bench.scale
+
+bench-replica: bench-tools $(STAMP)  ## list/history through a streaming hot standby vs the primary, LSN check cost (SCALE as bench-scale)
+	SCALE=$(SCALE) timeout 5400 $(BIN)/python -m bench.replica
 
 bench-variants: bench-tools $(STAMP)  ## server ideas (event loop, pool reset, access log) compared on the list
 	timeout 900 $(BIN)/python -m bench.variants

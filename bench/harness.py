@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -150,18 +150,26 @@ class Server:
 
 @contextmanager
 def api_server(
-    db: Database, workers: int, timeout: float = 60.0, command: Sequence[str] = ("-m", "app", "serve")
+    db: Database,
+    workers: int,
+    timeout: float = 60.0,
+    command: Sequence[str] = ("-m", "app", "serve"),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
-    """``python -m app serve`` (or ``command``) on a free loopback port; yields it; always stopped."""
+    """``python -m app serve`` (or ``command``) on a free loopback port, ``env`` added; yields it; always stopped."""
     port = _free_port()
-    env = os.environ | {
-        "DATABASE_URL": db.owner_dsn,
-        "APP_DATABASE_URL": db.runtime_dsn,
-        "JWT_SECRET": JWT_SECRET,
-        "APP_ENV": "production",
-        "DB_POOL_MAX_SIZE": str(SERVER_POOL_SIZE),
-        "DB_POOL_MIN_SIZE": str(SERVER_POOL_SIZE),
-    }
+    env = (
+        os.environ
+        | {
+            "DATABASE_URL": db.owner_dsn,
+            "APP_DATABASE_URL": db.runtime_dsn,
+            "JWT_SECRET": JWT_SECRET,
+            "APP_ENV": "production",
+            "DB_POOL_MAX_SIZE": str(SERVER_POOL_SIZE),
+            "DB_POOL_MIN_SIZE": str(SERVER_POOL_SIZE),
+        }
+        | dict(env or {})
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = (RESULTS / "server.log").open("ab")
     argv = [sys.executable, *command, "--port", str(port), "--workers", str(workers)]
@@ -203,6 +211,7 @@ class Request:
     token: str
     method: str = "GET"
     body: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # sent besides Authorization (and Content-Type with a body)
 
 
 _WRK_SCRIPT = """
@@ -213,6 +222,7 @@ request = function()
   local r = requests[i]
   local headers = {["Authorization"] = "Bearer " .. r[3]}
   if r[4] then headers["Content-Type"] = "application/json" end
+  for name, value in pairs(r[5]) do headers[name] = value end
   return wrk.format(r[1], r[2], headers, r[4])
 end
 done = function(summary, latency, requests)
@@ -231,7 +241,11 @@ def _lua_string(text: str) -> str:
 def wrk(base: str, requests: Sequence[Request], concurrency: int, seconds: float) -> dict[str, Any]:
     """Run wrk (one thread, ``concurrency`` connections) for ``seconds``; its figures as a dict."""
     rows = ",".join(
-        "{" + ",".join(_lua_string(x) if x else "nil" for x in (r.method, r.path, r.token, r.body)) + "}"
+        "{"
+        + ",".join(_lua_string(x) if x else "nil" for x in (r.method, r.path, r.token, r.body))
+        + ",{"
+        + ",".join(f"[{_lua_string(name)}]={_lua_string(value)}" for name, value in r.headers)
+        + "}}"
         for r in requests
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
