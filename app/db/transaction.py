@@ -85,7 +85,7 @@ DATABASE_DOWN_ERRORS = (
 )
 # Driver errors that mean the same only when the request's connection is gone (otherwise a bug).
 DRIVER_ERRORS = (asyncpg.InterfaceError,)
-# What connecting and BEGIN can raise when the pool or the server is not there.
+# What connecting, BEGIN and the queries around it can raise when the pool or the server is not there.
 _BEGIN_ERRORS = (*DATABASE_DOWN_ERRORS, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -162,9 +162,6 @@ class TenantShares:
         self._slots[tenant_id].release()
 
 
-_MOVED: Any = object()  # ``_begin_on_replica``: the primary must serve this request
-
-
 class RequestTransaction:
     """The transaction of one request: begun by ``begin()``, ended by ``finish()``.
 
@@ -223,7 +220,7 @@ class RequestTransaction:
         self._current = self.engine.current_transaction.set(cast("PostgresTransaction", self))
         if self.replica is not None and self.replica.usable and not must_write(self.scope):
             row = await self._begin_on_replica(self.replica, deadline, tenant_id, user_id, read_after)
-            if row is not _MOVED:
+            if row is not None:
                 return row
         try:
             async with asyncio.timeout_at(deadline):
@@ -240,8 +237,8 @@ class RequestTransaction:
 
     async def _begin_on_replica(
         self, replica: Replica, deadline: float, tenant_id: UUID, user_id: UUID, read_after: int | None
-    ) -> Any:
-        """The read's transaction on the replica: the user's row, or ``_MOVED`` when the primary must serve it.
+    ) -> asyncpg.Record | None:
+        """The read's transaction on the replica: the user's row, or None when the primary must serve the request.
 
         The primary serves it when the replica has not replayed ``read_after``, does not know
         the user (yet), finds that this caller's read writes, or gives no connection: the
@@ -252,10 +249,10 @@ class RequestTransaction:
             async with asyncio.timeout_at(min(deadline, loop.time() + self.limits.acquire_timeout / 2)):
                 self.connection = await replica.connections.acquire()
         except TimeoutError:
-            return _MOVED  # every replica connection is busy (or connecting hangs: the health check will tell)
+            return None  # every replica connection is busy (or connecting hangs: the health check will tell)
         except _BEGIN_ERRORS as error:
             replica.skip("unreachable", repr(error))
-            return _MOVED
+            return None
         self._pool = replica.connections
         # A replica connection that dies from here on raises: the middleware serves the read again on the primary.
         await self.connection.execute(self.limits.begin_read_only_sql)
@@ -265,7 +262,7 @@ class RequestTransaction:
                 return row
         connection, self.connection = self.connection, None
         await self._end(connection, commit=False)
-        return _MOVED
+        return None
 
     async def finish(self, commit: bool) -> int | None:
         """Commit or roll back, give the connection and the tenant's place back.
@@ -320,7 +317,7 @@ class RequestTransaction:
         """The primary's WAL insert position, read after COMMIT: at or past the end of the commit record."""
         try:
             return cast(int, await connection.fetchval(POSITION_SQL))
-        except Exception as error:  # noqa: BLE001 - the write is committed; only the header is lost
+        except _BEGIN_ERRORS as error:  # the write is committed; only the header is lost
             log.warning("committed, but the WAL position for X-Read-After could not be read: %r", error)
             return None
 
@@ -385,7 +382,7 @@ class TransactionMiddleware:
         if replay is None:
             return
         if await self._serve(scope, replay, send, self.replica):
-            # The replica died under this read before its response started: serve it again, on the primary.
+            # The replica failed this read before anything was sent: serve it again, on the primary.
             ScopeState.from_scope(scope).response_started = False
             await self._serve(scope, replay, send, None)
 
