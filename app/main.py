@@ -28,6 +28,7 @@ from app.db.selfcheck import check_runtime_role
 from app.db.transaction import (
     DATABASE_DOWN_ERRORS,
     DRIVER_ERRORS,
+    RECOVERY_CONFLICT_ERRORS,
     RETRY_AFTER_SECONDS,
     Limits,
     TenantShares,
@@ -186,7 +187,7 @@ def create_app(
         exception_handlers={
             ValidationException: validation_error,
             HTTP_500_INTERNAL_SERVER_ERROR: internal_error,
-            **dict.fromkeys(DATABASE_DOWN_ERRORS + DRIVER_ERRORS, database_error_response),
+            **dict.fromkeys(DATABASE_DOWN_ERRORS + DRIVER_ERRORS + RECOVERY_CONFLICT_ERRORS, database_error_response),
         },
         cors_config=(
             CORSConfig(allow_origins=list(settings.cors_origins), expose_headers=[READ_AFTER_HEADER])

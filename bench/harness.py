@@ -238,14 +238,17 @@ def _lua_string(text: str) -> str:
     return "[==[" + text + "]==]"
 
 
+def _lua_headers(headers: Sequence[tuple[str, str]]) -> str:
+    """A Lua table of header names and values ("[ " with a space: "[[" would open a Lua long string)."""
+    return "{" + ",".join(f"[ {_lua_string(name)} ]={_lua_string(value)}" for name, value in headers) + "}"
+
+
 def wrk(base: str, requests: Sequence[Request], concurrency: int, seconds: float) -> dict[str, Any]:
     """Run wrk (one thread, ``concurrency`` connections) for ``seconds``; its figures as a dict."""
     rows = ",".join(
         "{"
         + ",".join(_lua_string(x) if x else "nil" for x in (r.method, r.path, r.token, r.body))
-        + ",{"
-        + ",".join(f"[{_lua_string(name)}]={_lua_string(value)}" for name, value in r.headers)
-        + "}}"
+        + f",{_lua_headers(r.headers)}}}"
         for r in requests
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:

@@ -85,6 +85,9 @@ DATABASE_DOWN_ERRORS = (
 )
 # Driver errors that mean the same only when the request's connection is gone (otherwise a bug).
 DRIVER_ERRORS = (asyncpg.InterfaceError,)
+# What a hot standby raises when it cancels a read that holds its replay back ("conflict with recovery",
+# 40001/40P01); on the primary (READ COMMITTED, no retries) these are bugs: 500.
+RECOVERY_CONFLICT_ERRORS = (asyncpg.TransactionRollbackError,)
 # What connecting, BEGIN and the queries around it can raise when the pool or the server is not there.
 _BEGIN_ERRORS = (*DATABASE_DOWN_ERRORS, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -93,16 +96,19 @@ def database_error_response(request: Request[Any, Any, Any], error: Exception) -
     """Exception handler: a slow, restarting or unreachable database is a 503 with Retry-After.
 
     The body is the usual ``{status_code, detail}``: no SQL text, no driver message. A
-    driver error on a connection that is still open is a bug: 500.
+    driver error on a connection that is still open is a bug: 500. A read the replica failed
+    (down, or cancelled by a conflict with recovery) is marked to be served again by the primary.
     """
     holder = cast("RequestTransaction | None", request.scope.get(SCOPE_KEY))
-    if not isinstance(error, DATABASE_DOWN_ERRORS) and not (holder and holder.connection_lost):
+    on_replica = bool(holder and holder.on_replica)
+    down = isinstance(error, DATABASE_DOWN_ERRORS) or bool(holder and holder.connection_lost)
+    if not down and not (on_replica and isinstance(error, RECOVERY_CONFLICT_ERRORS)):
         log.error("database driver error in %s %s", request.method, request.url.path, exc_info=error)
         return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
     log.warning("database error in %s %s: %r", request.method, request.url.path, error)
     timed_out = isinstance(error, asyncpg.QueryCanceledError)
-    if holder and holder.on_replica and not timed_out:
-        holder.replica_failed = True  # the replica is going away: the middleware serves the read again
+    if holder and on_replica and not timed_out:
+        holder.replica_failed = True  # the replica went away or cancelled the read: the middleware serves it again
     answer = DatabaseTimeoutError() if timed_out else DatabaseUnavailableError()
     return Response(
         {"status_code": answer.status_code, "detail": answer.detail},

@@ -58,6 +58,12 @@ class Where(Controller):
         await Session.raw("SELECT pg_sleep(0.5)")
         return dict((await Session.raw(WHERE_SQL))[0])
 
+    @get("/holding-a-lock")
+    async def holding_a_lock(self) -> dict[str, bool]:
+        await Session.raw("SELECT count(*) FROM sessions")  # its lock is held until the transaction ends
+        await Session.raw("SELECT pg_sleep(1)")
+        return dict((await Session.raw(WHERE_SQL))[0])
+
     @get("/pause")
     async def pause_after_reading(self) -> dict[str, bool]:
         answer = dict((await Session.raw(WHERE_SQL))[0])

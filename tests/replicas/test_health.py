@@ -117,6 +117,35 @@ async def test_a_read_in_flight_when_the_standby_stops_is_served_again_by_the_pr
     assert response.json() == {"standby": False, "read_only": False}
 
 
+async def test_a_read_the_standby_cancels_for_a_conflict_with_recovery_is_served_by_the_primary(
+    cluster: Cluster, app_log: list[logging.LogRecord]
+) -> None:
+    # With max_standby_streaming_delay = 0 the standby cancels a read as soon as replay needs its lock.
+    await cluster.standby_sql("ALTER SYSTEM SET max_standby_streaming_delay = 0")
+    await cluster.standby_sql("SELECT pg_reload_conf()")
+    a = cluster.world.a
+    try:
+        async with serve(cluster.settings(), (Where,)) as http:
+            read = asyncio.create_task(http.get(a.path("where/holding-a-lock"), headers=a.alice.headers))
+
+            async def sleeping_on_standby() -> bool:
+                found = await cluster.standby_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'chat_app' AND query LIKE '%pg_sleep%'"
+                )
+                return bool(found)
+
+            await until(sleeping_on_standby, "the read to hold its lock on the standby")
+            async with cluster.owner.acquire() as connection, connection.transaction():
+                await connection.execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")  # replayed on the standby
+            response = await read
+    finally:
+        await cluster.standby_sql("ALTER SYSTEM RESET max_standby_streaming_delay")
+        await cluster.standby_sql("SELECT pg_reload_conf()")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"standby": False, "read_only": False}
+    assert any("conflict with recovery" in r.getMessage() for r in app_log)
+
+
 async def test_a_read_whose_commit_fails_on_the_standby_keeps_its_answer(
     cluster: Cluster, app_log: list[logging.LogRecord]
 ) -> None:
