@@ -306,10 +306,17 @@ class Answer:
 
 
 def http_request(
-    method: str, path: str, token: str, body: bytes | None = None, *, content_length: int | None = None
+    method: str,
+    path: str,
+    token: str,
+    body: bytes | None = None,
+    *,
+    content_length: int | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """An HTTP/1.1 request as bytes (keep-alive); ``content_length`` may announce more than ``body`` holds."""
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}"]
+    lines += [f"{name}: {value}" for name, value in headers]
     if body is not None or content_length is not None:
         lines += [
             "Content-Type: application/json",
@@ -352,9 +359,11 @@ class HttpConnection:
         body = await self.reader.readexactly(int(headers.get("content-length", "0")))
         return int(status_line.split(" ")[1]), headers, body
 
-    async def request(self, method: str, path: str, token: str, body: bytes | None = None) -> Answer:
-        """Send one request and read its response, timed from the first byte sent to the last byte read."""
-        data = http_request(method, path, token, body)
+    async def request(
+        self, method: str, path: str, token: str, body: bytes | None = None, extra: Sequence[tuple[str, str]] = ()
+    ) -> Answer:
+        """Send one request (with ``extra`` headers) and read its response, timed from first byte sent to last read."""
+        data = http_request(method, path, token, body, headers=extra)
         started = time.perf_counter()
         await self.send(data)
         status, headers, answer = await self.answer()

@@ -13,10 +13,14 @@ history, at concurrency 1 and 16 (``BENCH_CONCURRENCY``), one uvicorn worker:
 - ``fallback to primary``: a position it never reaches (the check fails; the primary answers).
 
 Each row has its floor: the same transaction through asyncpg without HTTP, on the server that
-answers, with the LSN check where the request has it, so the check's own cost is the floor
-difference. Two more floor rows price the write side: posting a message with and without
-reading the WAL position after COMMIT (``X-Read-After``). On one machine the standby adds no
-capacity (both servers share the cores): the point is what routing costs.
+answers (with the LSN check where the request has it). Two more floor rows price the write
+side: posting a message with and without reading the WAL position after COMMIT. On a shared
+machine those figures drift with the other load, so the per-request costs are also measured
+in alternation (``BENCH_PAIRED_ROUNDS``, default 2,000 rounds; each round runs both variants,
+in swapped order every other round, and the median of the per-round differences is printed):
+the LSN check (floor on the standby, and over HTTP), a fallback to the primary (HTTP), and the
+WAL position read after COMMIT (floor). On one machine the standby adds no capacity (both
+servers share the cores): the point is what routing costs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -161,6 +166,37 @@ async def served(dsns: Sequence[str]) -> list[int]:
     return counts
 
 
+def paired(ctx: Context, db: Database, all_cases: Sequence[Case], replica_env: dict[str, str], report: Report) -> None:
+    """What the LSN check, a fallback and the WAL position read cost per request, measured in alternation."""
+    print(f"-- paired, alternating, {PAIRED_ROUNDS:,} rounds each", flush=True)
+    by_name = {case.name: case for case in all_cases}
+    for label in ("list", "history"):
+        unchecked, checked = by_name[f"{label}, standby"], by_name[f"{label}, standby + X-Read-After"]
+        assert unchecked.floor is not None
+        figures = asyncio.run(
+            paired_floor(unchecked.floor.dsn, unchecked.transaction, checked.transaction, PAIRED_ROUNDS)
+        )
+        report_paired(report, f"{label}: the LSN check, floor on the standby", figures)
+    with harness.api_server(db, 1, env=replica_env) as api:
+        for label in ("list", "history"):
+            plain = by_name[f"{label}, standby"].requests[0]
+            reached = by_name[f"{label}, standby + X-Read-After"].requests[0]
+            fallback = by_name[f"{label}, fallback to primary"].requests[0]
+            check = asyncio.run(paired_http(api, plain, reached, PAIRED_ROUNDS))
+            report_paired(report, f"{label}: the LSN check, HTTP", check)
+            moved = asyncio.run(paired_http(api, reached, fallback, PAIRED_ROUNDS))
+            report_paired(report, f"{label}: falling back to the primary, HTTP", moved)
+    data = ctx.loaded
+    inserts = [
+        _compiled(*add_statement(UUID(ctx.tenant), UUID(s), UUID(data.power), POST_BODY["role"], POST_BODY["content"]))
+        for s in data.power_sessions[:500]
+    ]
+    commit = transaction(ctx.tenant, data.power, inserts, Floor(db.runtime_dsn))
+    position = transaction(ctx.tenant, data.power, inserts, Floor(db.runtime_dsn, position_after_commit=True))
+    figures = asyncio.run(paired_floor(db.runtime_dsn, commit, position, PAIRED_ROUNDS))
+    report_paired(report, "post: the WAL position after COMMIT, floor on the primary", figures)
+
+
 def write_floors(ctx: Context, db: Database, concurrency: Sequence[int], report: Report) -> None:
     """Posting a message, floor only: COMMIT alone, and COMMIT then the WAL position read for X-Read-After."""
     data = ctx.loaded
@@ -173,6 +209,62 @@ def write_floors(ctx: Context, db: Database, concurrency: Sequence[int], report:
             run = transaction(ctx.tenant, data.power, inserts, Floor(db.runtime_dsn, position_after_commit=position))
             floor = asyncio.run(harness.floor_run(db.runtime_dsn, run, c))
             report.add(Row(label, 1, c, None, floor, "floor only (asyncpg)"))
+
+
+PAIRED_ROUNDS = int(os.environ.get("BENCH_PAIRED_ROUNDS", "2000"))
+
+
+def _paired(first: list[float], second: list[float]) -> dict[str, float]:
+    """Medians (ms) of two alternated series and the median of their per-round differences (µs)."""
+    return {
+        "without_ms": statistics.median(first) * 1000,
+        "with_ms": statistics.median(second) * 1000,
+        "difference_us": statistics.median(b - a for a, b in zip(first, second, strict=True)) * 1e6,
+    }
+
+
+async def paired_floor(dsn: str, without: Any, with_: Any, rounds: int) -> dict[str, float]:
+    """Two transactions alternated on one connection (order swapped every round), each timed: load drift cancels."""
+    connection = await asyncpg.connect(dsn)
+    first: list[float] = []
+    second: list[float] = []
+    try:
+        for n in range(rounds):
+            order = ((without, first), (with_, second)) if n % 2 else ((with_, second), (without, first))
+            for run, times in order:
+                started = time.perf_counter()
+                await run(connection, n)
+                times.append(time.perf_counter() - started)
+    finally:
+        await connection.close()
+    return _paired(first, second)
+
+
+async def paired_http(server: harness.Server, without: Request, with_: Request, rounds: int) -> dict[str, float]:
+    """Two requests alternated on one keep-alive connection (order swapped every round), each timed."""
+    connection = await harness.HttpConnection.open(server.base)
+    first: list[float] = []
+    second: list[float] = []
+    try:
+        for n in range(rounds):
+            order = ((without, first), (with_, second)) if n % 2 else ((with_, second), (without, first))
+            for request, times in order:
+                answer = await connection.request(request.method, request.path, request.token, extra=request.headers)
+                assert answer.status == 200, answer.body
+                times.append(answer.seconds)
+    finally:
+        await connection.close()
+    return _paired(first, second)
+
+
+def report_paired(report: Report, name: str, figures: dict[str, float]) -> None:
+    """Print one paired figure and keep it in the report's conditions."""
+    report.conditions.setdefault("paired", {})[name] = figures
+    print(
+        f"{name:<56} without {figures['without_ms']:.3f} ms, with {figures['with_ms']:.3f} ms: "
+        f"{figures['difference_us']:+.0f} µs (median of {PAIRED_ROUNDS:,} paired differences)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -207,6 +299,7 @@ def main() -> None:
                             note = "tx primary {} commit / standby {} commit, {} rollback".format(delta[0], *delta[2:])
                             report.add(Row(case.name, 1, c, http, floor, note))
             write_floors(ctx, db, concurrency, report)
+            paired(ctx, db, all_cases, replica_env, report)
             report.conditions["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
             print(f"   load average at the end: {json.dumps(report.conditions['load_average_at_end'])}")
             print(f"saved {report.save()}")
