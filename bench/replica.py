@@ -18,8 +18,9 @@ side: posting a message with and without reading the WAL position after COMMIT. 
 machine those figures drift with the other load, so the per-request costs are also measured
 in alternation (``BENCH_PAIRED_ROUNDS``, default 2,000 rounds; each round runs both variants,
 in swapped order every other round, and the median of the per-round differences is printed):
-the LSN check (floor on the standby, and over HTTP), a fallback to the primary (HTTP), and the
-WAL position read after COMMIT (floor). On one machine the standby adds no capacity (both
+a read through the standby instead of the primary (two servers side by side, HTTP), the LSN
+check (floor on the standby, and over HTTP), a fallback to the primary (HTTP), and the WAL
+position read after COMMIT (floor). On one machine the standby adds no capacity (both
 servers share the cores): the point is what routing costs.
 """
 
@@ -177,14 +178,16 @@ def paired(ctx: Context, db: Database, all_cases: Sequence[Case], replica_env: d
             paired_floor(unchecked.floor.dsn, unchecked.transaction, checked.transaction, PAIRED_ROUNDS)
         )
         report_paired(report, f"{label}: the LSN check, floor on the standby", figures)
-    with harness.api_server(db, 1, env=replica_env) as api:
+    with harness.api_server(db, 1) as primary, harness.api_server(db, 1, env=replica_env) as api:
         for label in ("list", "history"):
             plain = by_name[f"{label}, standby"].requests[0]
             reached = by_name[f"{label}, standby + X-Read-After"].requests[0]
             fallback = by_name[f"{label}, fallback to primary"].requests[0]
-            check = asyncio.run(paired_http(api, plain, reached, PAIRED_ROUNDS))
+            routed = asyncio.run(paired_http(plain, plain, PAIRED_ROUNDS, primary, api))
+            report_paired(report, f"{label}: the standby instead of the primary, HTTP", routed)
+            check = asyncio.run(paired_http(plain, reached, PAIRED_ROUNDS, api))
             report_paired(report, f"{label}: the LSN check, HTTP", check)
-            moved = asyncio.run(paired_http(api, reached, fallback, PAIRED_ROUNDS))
+            moved = asyncio.run(paired_http(reached, fallback, PAIRED_ROUNDS, api))
             report_paired(report, f"{label}: falling back to the primary, HTTP", moved)
     data = ctx.loaded
     inserts = [
@@ -240,20 +243,24 @@ async def paired_floor(dsn: str, without: Any, with_: Any, rounds: int) -> dict[
     return _paired(first, second)
 
 
-async def paired_http(server: harness.Server, without: Request, with_: Request, rounds: int) -> dict[str, float]:
-    """Two requests alternated on one keep-alive connection (order swapped every round), each timed."""
-    connection = await harness.HttpConnection.open(server.base)
+async def paired_http(
+    without: Request, with_: Request, rounds: int, server: harness.Server, other: harness.Server | None = None
+) -> dict[str, float]:
+    """Two requests alternated (order swapped every round), each timed, on keep-alive connections to
+    ``server`` (``with_`` to ``other`` when given)."""
+    connections = [await harness.HttpConnection.open(s.base) for s in (server, other or server)]
     first: list[float] = []
     second: list[float] = []
     try:
         for n in range(rounds):
-            order = ((without, first), (with_, second)) if n % 2 else ((with_, second), (without, first))
-            for request, times in order:
+            pair = ((without, connections[0], first), (with_, connections[1], second))
+            for request, connection, times in pair if n % 2 else pair[::-1]:
                 answer = await connection.request(request.method, request.path, request.token, extra=request.headers)
                 assert answer.status == 200, answer.body
                 times.append(answer.seconds)
     finally:
-        await connection.close()
+        for connection in connections:
+            await connection.close()
     return _paired(first, second)
 
 
