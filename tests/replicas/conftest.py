@@ -197,6 +197,14 @@ async def cluster(servers: tuple[EmbeddedPostgres, int, EmbeddedPostgres, int]) 
         await owner.close()
 
 
+@pytest.fixture
+async def fresh_world(cluster: Cluster) -> World:
+    """Two tenants of this test alone (other tests write to the cluster's), replayed by the standby."""
+    world = await make_world(cluster.owner, TEST_JWT_SECRET)
+    await cluster.caught_up()
+    return world
+
+
 @pytest.fixture(autouse=True)
 async def standby_restored(cluster: Cluster) -> AsyncIterator[None]:
     """After each test: the standby runs, replays and has caught up."""
