@@ -170,7 +170,7 @@ class RequestTransaction:
         """True when the request's connection died (server stopped or restarted, network cut)."""
         return self.connection is not None and _is_lost(self.connection)
 
-    async def begin(self, tenant_id: UUID, user_id: UUID) -> asyncpg.Record | None:
+    async def begin(self, tenant_id: UUID, user_id: UUID | None) -> asyncpg.Record | None:
         """Open the transaction with the tenant context; return the user's row (None: not a user of the tenant).
 
         Waits at most ``acquire_timeout`` for a place in the tenant's share and a pooled
