@@ -162,6 +162,11 @@ class Hub:
         """True while the listening connection is up."""
         return self._listener is not None
 
+    @property
+    def listener_pid(self) -> int | None:
+        """The server process (``pg_stat_activity.pid``) of the listening connection."""
+        return self._listener.get_server_pid() if self._listener is not None else None
+
     # ------------------------------------------------------------------ lifetime
 
     async def start(self) -> None:
@@ -321,7 +326,7 @@ class Hub:
             self._pending.append(note)
             self._wake.set()
 
-    async def _probe_listener(self) -> None:
+    async def probe_listener(self) -> None:
         """Send a notification through the listening connection and wait for it: else it is lost."""
         listener = self._listener
         if listener is None:
@@ -395,7 +400,7 @@ class Hub:
             for stream in list(self.streams):
                 stream.queue.put_nowait(_KEEP_ALIVE)
             try:
-                await self._probe_listener()
+                await self.probe_listener()
                 await self.check_readers()
             except Exception:
                 log.exception("live updates: a tick failed")
