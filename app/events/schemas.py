@@ -28,3 +28,15 @@ class SessionDeleted(msgspec.Struct, frozen=True):
     """Data of the ``session_deleted`` event."""
 
     session_id: UUID
+
+
+class StreamEvent(msgspec.Struct, frozen=True):
+    """One event of the stream, as an SSE client parses it (comment lines, the keep-alives, are not events).
+
+    ``data`` is JSON: a ``SessionInfo`` (``session``), ``{session_id}`` (``session_deleted``), a
+    ``MessageInfo`` (``message``) or ``{}`` (``resync``).
+    """
+
+    event: Literal["session", "session_deleted", "message", "resync"]
+    data: str
+    id: str
