@@ -30,6 +30,39 @@ class Event:
         return json.loads(self.data)
 
 
+class Parser:
+    """SSE lines in, messages out (an event at its blank line, a comment line at once)."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> Event | None:
+        """One line, without its end; the message it completes, if any."""
+        if line.startswith(":"):
+            return Event(None, "", None, line[1:].strip(), time.time())
+        if line:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                self.data.append(value)
+            else:
+                self.fields[name] = value
+            return None
+        if not (self.fields or self.data):
+            return None
+        event = Event(self.fields.get("event"), "\n".join(self.data), self.fields.get("id"), None, time.time())
+        self.fields, self.data = {}, []
+        return event
+
+
+def parse(raw: bytes) -> list[Event]:
+    """The messages of a piece of a stream."""
+    parser = Parser()
+    found = (parser.feed(line) for line in raw.decode().replace("\r\n", "\n").split("\n"))
+    return [event for event in found if event is not None]
+
+
 @dataclass
 class EventStream:
     """An open ``GET …/events`` response whose messages a task reads as they come."""
@@ -77,24 +110,12 @@ class EventStream:
                 await self._task
 
     async def _read(self) -> None:
-        fields: dict[str, str] = {}
-        data: list[str] = []
+        parser = Parser()
         try:
             async for line in self.response.aiter_lines():
-                if line.startswith(":"):
-                    self.received.append(Event(None, "", None, line[1:].strip(), time.time()))
-                elif line:
-                    name, _, value = line.partition(":")
-                    value = value.removeprefix(" ")
-                    if name == "data":
-                        data.append(value)
-                    else:
-                        fields[name] = value
-                elif fields or data:
-                    self.received.append(
-                        Event(fields.get("event"), "\n".join(data), fields.get("id"), None, time.time())
-                    )
-                    fields, data = {}, []
+                event = parser.feed(line)
+                if event is not None:
+                    self.received.append(event)
             self.ended = True
         except Exception as error:  # noqa: BLE001 - kept for the test to look at
             self.error = error

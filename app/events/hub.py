@@ -73,7 +73,24 @@ class _End:
 
 
 _END = _End()
-_KEEP_ALIVE = ServerSentEventMessage(data=None, comment="keep-alive")
+_KEEP_ALIVE = b": keep-alive\r\n\r\n"
+
+
+def event_body(event: str, data: bytes) -> bytes:
+    """An event as it goes on the wire, but its ``id:`` line (each stream numbers its own events)."""
+    return b"event: " + event.encode() + b"\r\ndata: " + data + b"\r\n\r\n"  # JSON: one line, no CR/LF
+
+
+class Chunk(ServerSentEventMessage):
+    """Events already encoded, sent as they are (Litestar's SSE response calls ``encode()``)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(data=None)
+        self.raw = raw
+
+    def encode(self) -> bytes:
+        """The bytes, as they were queued."""
+        return self.raw
 
 
 @dataclass(eq=False)
@@ -83,54 +100,57 @@ class Stream:
     tenant_id: UUID
     reader_id: UUID  # the caller: every read for this stream runs in their context
     watched_id: UUID  # whose sessions it carries: the caller, or the user an admin follows
-    queue: asyncio.Queue[ServerSentEventMessage | _End] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[bytes | _End] = field(default_factory=asyncio.Queue)
     expiry: asyncio.TimerHandle | None = None
     ended: bool = False
     sent: int = 0
 
-    def send(self, event: str, data: str) -> None:
-        """Queue an event with the stream's next id."""
+    def send(self, body: bytes) -> None:
+        """Queue an event (``event_body``) with the stream's next id."""
         self.sent += 1
-        self.queue.put_nowait(ServerSentEventMessage(data=data, event=event, id=self.sent))
+        self.queue.put_nowait(b"id: %d\r\n" % self.sent + body)
 
-    def deliver(self, notifications: Iterable[Notification], rows: Rows, encoded: Encoded) -> None:
-        """Queue the events the notifications mean for this stream, built from ``rows`` only.
 
-        ``rows`` are what the stream's reader may read; of them, only the followed user's rows
-        are sent (the owner as the row says, not as the notification said). A session that is
-        no longer readable is ``session_deleted`` only when a deletion was announced.
-        """
-        done: set[UUID] = set()
-        for note in notifications:
-            if note.user_id != self.watched_id:
-                continue
-            if note.message_id is not None:
-                owner, _message = rows.messages.get(note.message_id, (None, None))
-                if owner == self.watched_id:
-                    self.send("message", encoded.messages[note.message_id])
-            elif note.session_id not in done:
-                session = rows.sessions.get(note.session_id)
-                if session is not None and session.user_id == self.watched_id:
-                    self.send("session", encoded.sessions[note.session_id])
-                    done.add(note.session_id)
-                elif session is None and note.kind == "session_deleted":
-                    self.send("session_deleted", _encode(SessionDeleted(note.session_id)).decode())
-                    done.add(note.session_id)
+def events_for(watched_id: UUID, notifications: Iterable[Notification], rows: Rows, encoded: Encoded) -> list[bytes]:
+    """The events the notifications mean for a stream following ``watched_id``, built from ``rows`` only.
+
+    ``rows`` are what the stream's reader may read; of them, only the followed user's rows are
+    sent (the owner as the row says, not as the notification said). A session that is no longer
+    readable is ``session_deleted`` only when a deletion was announced.
+    """
+    bodies: list[bytes] = []
+    done: set[UUID] = set()
+    for note in notifications:
+        if note.user_id != watched_id:
+            continue
+        if note.message_id is not None:
+            owner, _message = rows.messages.get(note.message_id, (None, None))
+            if owner == watched_id:
+                bodies.append(event_body("message", encoded.messages[note.message_id]))
+        elif note.session_id not in done:
+            session = rows.sessions.get(note.session_id)
+            if session is not None and session.user_id == watched_id:
+                bodies.append(event_body("session", encoded.sessions[note.session_id]))
+                done.add(note.session_id)
+            elif session is None and note.kind == "session_deleted":
+                bodies.append(event_body("session_deleted", _encode(SessionDeleted(note.session_id))))
+                done.add(note.session_id)
+    return bodies
 
 
 @dataclass(frozen=True)
 class Encoded:
     """The JSON of each row of a batch's read, encoded once for all the streams of that reader."""
 
-    sessions: dict[UUID, str]
-    messages: dict[UUID, str]
+    sessions: dict[UUID, bytes]
+    messages: dict[UUID, bytes]
 
     @classmethod
     def of(cls, rows: Rows) -> Encoded:
         """Encode ``rows``."""
         return cls(
-            sessions={key: _encode(session).decode() for key, session in rows.sessions.items()},
-            messages={key: _encode(message).decode() for key, (_owner, message) in rows.messages.items()},
+            sessions={key: _encode(session) for key, session in rows.sessions.items()},
+            messages={key: _encode(message) for key, (_owner, message) in rows.messages.items()},
         )
 
 
@@ -238,7 +258,7 @@ class Hub:
             raise EventsUnavailableError("too many open streams, retry shortly")
         stream = Stream(tenant_id, reader_id, watched_id)
         if resync:
-            stream.send("resync", "{}")
+            stream.send(event_body("resync", b"{}"))
         loop = asyncio.get_running_loop()
         stream.expiry = loop.call_later(max(0.0, expires_at - time.time()), self.end, stream, "the token expired")
         self.streams.add(stream)
@@ -262,14 +282,19 @@ class Hub:
                 del self._following[key]
         stream.queue.put_nowait(_END)
 
-    async def events(self, stream: Stream) -> AsyncIterator[ServerSentEventMessage]:
-        """The body of a stream's response: its events until it ends."""
+    async def events(self, stream: Stream) -> AsyncIterator[Chunk]:
+        """The body of a stream's response: its events until it ends, what is queued at once in one chunk."""
         try:
             while True:
-                item = await stream.queue.get()
-                if isinstance(item, _End):
+                queued = [await stream.queue.get()]
+                while not stream.queue.empty():
+                    queued.append(stream.queue.get_nowait())
+                end = any(isinstance(item, _End) for item in queued)
+                raw = b"".join(item for item in queued if isinstance(item, bytes))
+                if raw:
+                    yield Chunk(raw)
+                if end:
                     return
-                yield item
         finally:
             self.end(stream, "the response is over")
 
@@ -378,10 +403,14 @@ class Hub:
                 self.end(stream, "the reader is gone, or the read failed")
             return
         encoded = Encoded.of(rows)
+        bodies: dict[UUID, list[bytes]] = {}  # per followed user: the same events for each of their streams
         for stream in streams:
             if stream.ended:
                 continue
-            stream.deliver(notes, rows, encoded)
+            if stream.watched_id not in bodies:
+                bodies[stream.watched_id] = events_for(stream.watched_id, notes, rows, encoded)
+            for body in bodies[stream.watched_id]:
+                stream.send(body)
             if stream.queue.qsize() > PENDING_MAX:
                 self.end(stream, "the client does not read")
 

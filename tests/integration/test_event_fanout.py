@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from litestar.response.sse import ServerSentEventMessage
 
 from app.db.engine import get_engine
 from app.db.transaction import RequestTransaction, TenantBusyError
@@ -31,6 +30,7 @@ from app.settings import Settings
 from tests.conftest import TEST_JWT_SECRET, serve_app
 from tests.factories import TestUser, World, add_message, create_session, create_user
 from tests.polling import until
+from tests.sse import Event, parse
 
 FOREVER = 3600.0
 
@@ -48,24 +48,29 @@ def open_stream(hub: Hub, user: TestUser, watched: TestUser | None = None, resyn
     return hub.open(user.tenant_id, user.user_id, (watched or user).user_id, time.time() + FOREVER, resync)
 
 
-async def received(
-    stream: Stream, until_event: Callable[[ServerSentEventMessage], bool]
-) -> list[ServerSentEventMessage]:
+async def received(stream: Stream, until_event: Callable[[Event], bool]) -> list[Event]:
     """What the stream queues, up to the first event ``until_event`` accepts (keep-alives left out)."""
-    items: list[ServerSentEventMessage] = []
+    events: list[Event] = []
     async with asyncio.timeout(30):
         while True:
             item = await stream.queue.get()
-            assert isinstance(item, ServerSentEventMessage), f"the stream ended after {items}"
-            if item.event is None:
-                continue
-            items.append(item)
-            if until_event(item):
-                return items
+            assert isinstance(item, bytes), f"the stream ended after {events}"
+            for event in parse(item):
+                if event.event is not None:
+                    events.append(event)
+                    if until_event(event):
+                        return events
 
 
-def data(item: ServerSentEventMessage) -> Any:
-    return json.loads(str(item.data))
+def queued(stream: Stream) -> list[Event]:
+    """What is queued on the stream now."""
+    items = [stream.queue.get_nowait() for _ in range(stream.queue.qsize())]
+    assert all(isinstance(item, bytes) for item in items)
+    return parse(b"".join(item for item in items if isinstance(item, bytes)))
+
+
+def data(event: Event) -> Any:
+    return event.json()
 
 
 async def notify(owner: asyncpg.Pool, payload: dict[str, Any] | str) -> None:
@@ -138,11 +143,11 @@ async def test_resync_comes_first_and_the_response_ends_after_what_is_queued(liv
     hub, http = live
     stream = open_stream(hub, world.a.bob, resync=True)
     body = hub.events(stream)
-    first = await anext(body)
-    assert (first.event, first.data, first.id) == ("resync", "{}", 1)
+    [first] = parse((await anext(body)).encode())
+    assert (first.event, first.data, first.id) == ("resync", "{}", "1")
     created = (await http.post(world.a.path(), headers=world.a.bob.headers, json={"title": "queued"})).json()
-    second = await anext(body)
-    assert (second.event, data(second), second.id) == ("session", created, 2)
+    [second] = parse((await anext(body)).encode())
+    assert (second.event, data(second), second.id) == ("session", created, "2")
     hub.end(stream, "test")
     with pytest.raises(StopAsyncIteration):
         await anext(body)
@@ -187,11 +192,10 @@ async def test_a_batch_is_read_once_per_reader_whatever_the_number_of_streams(
     await hub.dispatch(batch)
     assert sorted(reads) == sorted([(a.alice.user_id, 1, 20), (a.admin.user_id, 1, 20)])
     for stream in tabs + following:
-        items = [stream.queue.get_nowait() for _ in range(stream.queue.qsize())]
-        assert all(isinstance(i, ServerSentEventMessage) for i in items)
-        assert [getattr(i, "event", None) for i in items] == ["message"] * 10 + ["session"] + ["message"] * 10
-        contents = [json.loads(getattr(i, "data", "")).get("content") for i in items]
-        assert [c for c in contents if c] == [f"burst {n}" for n in range(20)]
+        items = queued(stream)
+        assert [i.event for i in items] == ["message"] * 10 + ["session"] + ["message"] * 10
+        assert [i.id for i in items] == [str(n) for n in range(1, 22)]
+        assert [i.json()["content"] for i in items if i.event == "message"] == [f"burst {n}" for n in range(20)]
     assert bobs_tab.queue.empty()
 
 
@@ -309,8 +313,9 @@ async def test_ticks_send_keep_alives_and_end_the_streams_of_a_deleted_user(
         with pytest.raises(EventsUnavailableError, match="too many open streams"):
             open_stream(hub, world.a.alice)
         item = await asyncio.wait_for(stream.queue.get(), 30)
-        assert isinstance(item, ServerSentEventMessage)
-        assert (item.comment, item.event, item.id) == ("keep-alive", None, None)
+        assert isinstance(item, bytes)
+        [keep_alive] = parse(item)
+        assert (keep_alive.comment, keep_alive.event, keep_alive.id) == ("keep-alive", None, None)
         await owner.execute("DELETE FROM users WHERE user_id = $1", gone.user_id)
         await until(lambda: stream.ended, "a tick to end the deleted user's stream")
         assert not other.ended
