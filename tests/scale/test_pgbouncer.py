@@ -195,7 +195,7 @@ async def test_interleaved_tenants_through_pgbouncer_and_two_processes_see_no_fo
                     # The listening connections of the live updates are direct, not the pooler's.
                     "SELECT count(*) FROM pg_stat_activity WHERE usename = 'chat_app' AND datname = $1"
                     " AND application_name IS DISTINCT FROM 'chat-sessions-api events'",
-                    name
+                    name,
                 )
             )
             await asyncio.sleep(0.05)
