@@ -9,9 +9,10 @@
   for each reader one short transaction reads the named rows with *that reader's* context,
   under RLS. Only what that read returns is sent; a payload is never echoed. Notifications that
   arrive together are read together: one transaction per reader per batch, not per stream.
-- **Each tick** (``EVENTS_KEEPALIVE_SECONDS``) every stream gets a comment line, the listening
-  connection is probed, and every stream's caller is looked up again in its tenant: a user who
-  is gone (or an admin who is no longer one, following someone else) ends their streams.
+- **Each tick** (``EVENTS_KEEPALIVE_SECONDS``) every stream gets a comment line, a probe is
+  notified through the pool and must come back on the listening connection, and every stream's
+  caller is looked up again in its tenant: a user who is gone (or an admin who is no longer one,
+  following someone else) ends their streams.
 - A stream also ends when its token expires, when its client is too slow (``PENDING_MAX``
   events waiting), on SIGTERM/SIGINT (uvicorn waits for open responses before it shuts the
   application down, so the streams must end first) and when the process stops.
@@ -314,6 +315,7 @@ class Hub:
                 connection = await asyncpg.connect(
                     self.settings.listen_database_url,
                     timeout=CONNECT_TIMEOUT,
+                    statement_cache_size=self.settings.statement_cache_size,
                     server_settings={"application_name": APPLICATION_NAME},
                 )
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
@@ -352,17 +354,29 @@ class Hub:
             self._wake.set()
 
     async def probe_listener(self) -> None:
-        """Send a notification through the listening connection and wait for it: else it is lost."""
-        listener = self._listener
-        if listener is None:
+        """Notify through a pooled connection, as a write does, and wait for it on the listening one: else it is lost.
+
+        This also catches a listening connection behind a transaction-mode pooler: its LISTEN stays
+        on one server connection, and what arrives there while that connection serves nobody is lost.
+        """
+        if self._listener is None:
             return
         self._echo.clear()
         try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                await listener.execute(f"NOTIFY {CHANNEL}, '{self._probe}'")
-                await self._echo.wait()
+            async with self.engine.connections.acquire(timeout=PROBE_TIMEOUT) as connection:
+                await connection.execute(f"NOTIFY {CHANNEL}, '{self._probe}'")
         except (*_DOWN, asyncpg.PostgresError) as error:
-            log.warning("live updates: the listening connection does not answer (%r)", error)
+            log.warning("live updates: could not send the probe (%r)", error)  # the reads meet the same trouble
+            return
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await self._echo.wait()
+        except TimeoutError:
+            log.warning(
+                "live updates: a notification did not come back to the listening connection within %.0f s "
+                "(is APP_LISTEN_DATABASE_URL behind a pooler in transaction mode?); listening again",
+                PROBE_TIMEOUT,
+            )
             self._lost.set()
 
     # ------------------------------------------------------------------ fan-out

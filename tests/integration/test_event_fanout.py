@@ -294,8 +294,12 @@ async def test_a_lost_listening_connection_ends_every_stream_and_comes_back(
     created = (await http.post(world.a.path(), headers=alice.headers, json={"title": "after the loss"})).json()
     items = await received(again, lambda item: data(item)["session_id"] == created["session_id"])
     assert [item.event for item in items] == ["session"]
-    # A probe that does not come back in time counts as a lost connection too.
-    monkeypatch.setattr(hub_module, "PROBE_TIMEOUT", 0.0)
+    # A probe that does not come back counts as a lost connection too: here the connection stops listening
+    # (as one behind a transaction-mode pooler effectively does).
+    monkeypatch.setattr(hub_module, "PROBE_TIMEOUT", 0.5)
+    await hub.probe_listener()
+    assert not again.ended  # it came back
+    await hub._listener.execute(f"UNLISTEN {CHANNEL}")  # type: ignore[union-attr]
     await hub.probe_listener()
     await until(lambda: again.ended, "the streams to end when the probe failed")
     await until(lambda: hub.listening, "the hub to listen again after the failed probe")

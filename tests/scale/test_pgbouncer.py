@@ -34,6 +34,7 @@ from tests.conftest import TEST_JWT_SECRET, TEST_RUNTIME_PASSWORD
 from tests.factories import World
 from tests.faults.test_slow_database import sessions_locked
 from tests.live import free_port, live_server
+from tests.polling import until
 from tests.sse import stream
 
 POOL_SIZE = 4  # server connections pgbouncer may open for the runtime role
@@ -248,3 +249,20 @@ async def test_live_updates_behind_pgbouncer_with_a_direct_listening_connection(
         assert created.status_code == 201
         event = await events.wait_for_event("session", "the event of the other process's write")
     assert event.json() == created.json()
+
+
+async def test_a_listening_connection_through_pgbouncer_is_detected_and_said(through_pgbouncer, database) -> None:
+    """LISTEN through a transaction-mode pooler loses events silently; the probe of every tick notices and says so."""
+    dsn, _urls = through_pgbouncer
+    env = {
+        "DATABASE_URL": database.owner_dsn,
+        "APP_DATABASE_URL": dsn,  # and no APP_LISTEN_DATABASE_URL: the listening connection goes through it too
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "DB_STATEMENT_CACHE_SIZE": "0",
+        "EVENTS_KEEPALIVE_SECONDS": "1",
+    }
+    with live_server(env) as server:
+        await until(
+            lambda: "is APP_LISTEN_DATABASE_URL behind a pooler in transaction mode?" in server.output(),
+            "the server to say that its notifications get lost",
+        )
