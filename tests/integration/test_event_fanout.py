@@ -299,7 +299,7 @@ async def test_a_lost_listening_connection_ends_every_stream_and_comes_back(
     monkeypatch.setattr(hub_module, "PROBE_TIMEOUT", 0.5)
     await hub.probe_listener()
     assert not again.ended  # it came back
-    await hub._listener.execute(f"UNLISTEN {CHANNEL}")  # type: ignore[union-attr]
+    await hub._listener.execute(f"UNLISTEN {CHANNEL}")
     await hub.probe_listener()
     await until(lambda: again.ended, "the streams to end when the probe failed")
     await until(lambda: hub.listening, "the hub to listen again after the failed probe")
