@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "chat_events"
 APPLICATION_NAME = "chat-sessions-api events"
 PENDING_MAX = 1000  # events waiting for a client that does not read: past it, its stream ends
+BACKLOG_MAX = 100_000  # notifications waiting for their reads: past it, every stream ends
 PROBE_TIMEOUT = 5.0  # seconds for a probe to come back through the listening connection
 CONNECT_TIMEOUT = 5.0
 RECONNECT_MAX = 5.0  # seconds between attempts to listen again, at most
@@ -349,9 +350,15 @@ class Hub:
             return
         if note.kind == "message" and note.message_id is None:
             return
-        if (note.tenant_id, note.user_id) in self._following:
-            self._pending.append(note)
-            self._wake.set()
+        if (note.tenant_id, note.user_id) not in self._following:
+            return
+        if len(self._pending) >= BACKLOG_MAX:  # the reads cannot keep up: drop it all, the clients resync
+            log.warning("live updates: %d notifications wait to be read; every stream ends", len(self._pending))
+            self._pending = []
+            self._end_all("the process fell behind")
+            return
+        self._pending.append(note)
+        self._wake.set()
 
     async def probe_listener(self) -> None:
         """Notify through a pooled connection, as a write does, and wait for it on the listening one: else it is lost.

@@ -211,6 +211,27 @@ async def test_a_client_that_does_not_read_is_ended(
     assert stream not in hub.streams
 
 
+async def test_a_process_that_falls_behind_ends_every_stream_rather_than_grow(
+    live, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub, _http = live
+    monkeypatch.setattr(hub_module, "BACKLOG_MAX", 2)
+    streams = [open_stream(hub, world.a.alice), open_stream(hub, world.b.bob)]
+    a = world.a
+    payload = json.dumps(
+        {
+            "kind": "session",
+            "tenant_id": str(a.tenant_id),
+            "session_id": str(uuid.uuid4()),
+            "user_id": str(a.alice.user_id),
+        }
+    )
+    for _ in range(3):  # as the listening connection hands them over, before the dispatcher runs
+        hub._notified(None, 0, CHANNEL, payload)
+    assert all(s.ended for s in streams)
+    assert hub._pending == []
+
+
 async def test_the_callers_are_checked_again_in_their_tenant(live, world: World, owner: asyncpg.Pool) -> None:
     hub, _http = live
     a = world.a
