@@ -61,6 +61,14 @@ _encode = msgspec.json.encode
 _DOWN = (DatabaseUnavailableError, *DATABASE_DOWN_ERRORS, asyncpg.InterfaceError, OSError)
 
 
+def _log_failure(what: str, error: Exception) -> None:
+    """A database that is slow or gone is a warning; anything else is a bug, logged with its traceback."""
+    if isinstance(error, _DOWN):
+        log.warning("live updates: %s (%r)", what, error)
+    else:
+        log.error("live updates: %s", what, exc_info=error)
+
+
 class EventsUnavailableError(HTTPException):
     """No stream can be opened now (the cap is reached, or the process is not listening): 503."""
 
@@ -416,8 +424,8 @@ class Hub:
         try:
             async with self._reads:
                 rows = await queries.read_rows(self._transaction(), tenant_id, reader_id, session_ids, message_ids)
-        except _DOWN as error:
-            log.warning("live updates: a read failed (%r); its streams end", error)
+        except Exception as error:  # noqa: BLE001 - whatever failed, these streams would miss events: end them
+            _log_failure("a read failed; its streams end", error)
             rows = None
         if rows is None:
             for stream in streams:
@@ -466,8 +474,8 @@ class Hub:
         try:
             async with self._reads:
                 roles = await queries.user_roles(self._transaction(), tenant_id, {s.reader_id for s in streams})
-        except _DOWN as error:
-            log.warning("live updates: could not check the callers (%r); their streams end", error)
+        except Exception as error:  # noqa: BLE001 - callers that cannot be checked lose their streams
+            _log_failure("could not check the callers; their streams end", error)
             roles = {}
         for stream in streams:
             role = roles.get(stream.reader_id)

@@ -199,6 +199,27 @@ async def test_a_batch_is_read_once_per_reader_whatever_the_number_of_streams(
     assert bobs_tab.queue.empty()
 
 
+async def test_a_read_that_raises_ends_its_streams_and_the_others_are_served(
+    live, world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub, http = live
+    original = queries.read_rows
+
+    async def broken_for_alice(transaction: Any, tenant_id: Any, reader_id: Any, *ids: Any) -> Any:
+        if reader_id == world.a.alice.user_id:
+            raise RuntimeError("a bug in a read")
+        return await original(transaction, tenant_id, reader_id, *ids)
+
+    monkeypatch.setattr(queries, "read_rows", broken_for_alice)
+    alices, bobs = open_stream(hub, world.a.alice), open_stream(hub, world.a.bob)
+    await http.post(world.a.path(), headers=world.a.alice.headers, json={"title": "alice's"})
+    created = (await http.post(world.a.path(), headers=world.a.bob.headers, json={"title": "bob's"})).json()
+    await until(lambda: alices.ended, "the stream whose read raised to end")
+    items = await received(bobs, lambda item: data(item)["session_id"] == created["session_id"])
+    assert [item.event for item in items] == ["session"]
+    assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records if "a read failed" in r.getMessage())
+
+
 async def test_a_client_that_does_not_read_is_ended(
     live, world: World, owner: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
