@@ -73,6 +73,9 @@ bench-oracle: $(STAMP)  ## 404 timing: missing vs other tenant's vs colleague's 
 bench-noisy: $(STAMP)  ## tenant B's statuses/latencies while tenant A holds the pool (slow bodies, slow queries)
 	timeout 600 $(BIN)/python -m bench.noisy_neighbour
 
+bench-events: $(STAMP)  ## live updates: commit-to-event delay (p50/p99) with 1, 100, 1,000 open streams, CPU/event, memory/stream
+	timeout 900 $(BIN)/python -m bench.events
+
 clean:  ## remove .venv, .data (embedded PostgreSQL) and caches
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
 

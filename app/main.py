@@ -36,6 +36,8 @@ from app.db.transaction import (
     database_error_response,
 )
 from app.errors import internal_error, validation_error
+from app.events.controllers import EventController
+from app.events.hub import Hub
 from app.inputs import StrictRequest, plain_integers
 from app.messages.controllers import MessageController
 from app.openapi import ClosedStructSchemaPlugin, IdSchemaPlugin
@@ -123,6 +125,14 @@ def create_app(
         if settings.app_read_database_url
         else None
     )
+    limits = Limits(
+        acquire_timeout=settings.pool_timeout,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
+        tenant_max=settings.tenant_max,
+    )
+    shares = TenantShares(settings.tenant_max)  # the requests' and the live updates' reads share them
+    events = Hub(settings, limits, shares)
 
     def warn_in_development() -> None:
         if warning := settings.development_warning:
@@ -138,8 +148,10 @@ def create_app(
             if replica is not None:
                 await replica.start(engine.connections)  # the same self-check on the replica's role
             engine.require_transaction = True
+            await events.start()
             yield
         finally:
+            await events.stop()
             engine.require_transaction = False
             if replica is not None:
                 await replica.stop()
@@ -148,7 +160,14 @@ def create_app(
     api = Router(
         # ``:str``: a malformed tenant id must reach the guard (401 first, then 400), not fail routing (404).
         path="/api/{tenant_id:str}",
-        route_handlers=[SessionController, MessageController, AgentController, MeController, *extra_api_handlers],
+        route_handlers=[
+            SessionController,
+            MessageController,
+            AgentController,
+            MeController,
+            EventController,
+            *extra_api_handlers,
+        ],
         guards=[tenant_guard, plain_integers],
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
         # Read your writes (documented here, handled by the guard and the transaction middleware).
@@ -162,19 +181,7 @@ def create_app(
             )
         },
         response_headers=[ResponseHeader(name=READ_AFTER_HEADER, description=READ_AFTER_OUT, documentation_only=True)],
-        middleware=[
-            DefineMiddleware(
-                TransactionMiddleware,
-                limits=Limits(
-                    acquire_timeout=settings.pool_timeout,
-                    statement_timeout_ms=settings.statement_timeout_ms,
-                    idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
-                    tenant_max=settings.tenant_max,
-                ),
-                shares=TenantShares(settings.tenant_max),
-                replica=replica,
-            )
-        ],
+        middleware=[DefineMiddleware(TransactionMiddleware, limits=limits, shares=shares, replica=replica)],
         security=[{"BearerToken": []}],
     )
     return Litestar(
@@ -183,7 +190,7 @@ def create_app(
         route_handlers=[api, health, ready, *web_handlers(settings)],
         lifespan=[database],
         on_startup=[warn_in_development],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "events": events}),
         exception_handlers={
             ValidationException: validation_error,
             HTTP_500_INTERNAL_SERVER_ERROR: internal_error,

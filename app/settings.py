@@ -35,6 +35,7 @@ _ROWS = ("abcdefghijklmnopqrstuvwxyz", "0123456789", "qwertyuiop", "asdfghjkl", 
 _SEQUENCES = _ROWS + tuple(row[::-1] for row in _ROWS)
 _PATTERN_MIN = 3
 RUNTIME_ROLE = "chat_app"
+MAX_KEEPALIVE_SECONDS = 15  # the contract: a comment line at least every 15 s
 DEFAULT_RUNTIME_PASSWORD = "chat_app_dev_password"  # noqa: S105
 
 
@@ -171,6 +172,9 @@ class Settings:
     statement_cache_size: int = 100
     app_read_database_url: str | None = None
     replica_max_lag_ms: int = 5000
+    app_listen_database_url: str | None = None
+    events_max_streams: int = 1000
+    events_keepalive_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -202,6 +206,9 @@ class Settings:
             statement_cache_size=int(text("DB_STATEMENT_CACHE_SIZE") or 100),
             app_read_database_url=text("APP_READ_DATABASE_URL"),
             replica_max_lag_ms=int(text("DB_REPLICA_MAX_LAG_MS") or 5000),
+            app_listen_database_url=text("APP_LISTEN_DATABASE_URL"),
+            events_max_streams=int(text("EVENTS_MAX_STREAMS") or 1000),
+            events_keepalive_seconds=float(text("EVENTS_KEEPALIVE_SECONDS") or 10.0),
         )
 
     @property
@@ -248,6 +255,15 @@ class Settings:
         return runtime_dsn_from(self.database_url, self.app_db_password)
 
     @property
+    def listen_database_url(self) -> str:
+        """The DSN of the one connection per process that LISTENs: ``APP_LISTEN_DATABASE_URL``, else the runtime one.
+
+        It must reach PostgreSQL directly (or through a pooler in session mode): LISTEN does not
+        work through a pooler in transaction mode.
+        """
+        return self.app_listen_database_url or self.runtime_database_url
+
+    @property
     def signing_key(self) -> str:
         """The HS256 key: ``JWT_SECRET``, or the development key when ``uses_development_key``."""
         if self.jwt_secret:
@@ -267,6 +283,10 @@ class Settings:
         """Raise ``ConfigurationError`` for a configuration the server must not start with."""
         if self.app_env not in {DEVELOPMENT, PRODUCTION}:
             raise ConfigurationError("APP_ENV must be 'development' or 'production' (unset: production)")
+        if self.events_max_streams < 0:
+            raise ConfigurationError("EVENTS_MAX_STREAMS must be 0 or more (0: no live updates)")
+        if not 0 < self.events_keepalive_seconds <= MAX_KEEPALIVE_SECONDS:
+            raise ConfigurationError(f"EVENTS_KEEPALIVE_SECONDS must be above 0 and at most {MAX_KEEPALIVE_SECONDS}")
         if self.jwt_algorithm in ASYMMETRIC_ALGORITHMS:
             if not self.jwt_public_key:
                 raise ConfigurationError(f"JWT_ALGORITHM={self.jwt_algorithm} needs JWT_PUBLIC_KEY (PEM)")

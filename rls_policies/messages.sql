@@ -84,3 +84,25 @@ GRANT EXECUTE ON FUNCTION public.chat_title_from(text) TO chat_runtime, chat_mig
 CREATE OR REPLACE TRIGGER messages_counters
     AFTER INSERT OR DELETE ON public.messages
     FOR EACH ROW EXECUTE FUNCTION public.chat_message_counters();
+
+-- Live updates: a new message publishes, at COMMIT, ids only on the channel chat_events
+--   {"kind": "message", "tenant_id": …, "session_id": …, "user_id": …, "message_id": …}
+-- (user_id: the session's owner). The listening API process reads the message again under
+-- each stream's own context, with RLS; the payload only routes (see sessions.sql). The
+-- counters trigger above fires first (triggers fire by name), so the session's own
+-- notification, with its new message_count, precedes the message's.
+CREATE OR REPLACE FUNCTION public.chat_publish_message() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('chat_events', pg_catalog.json_build_object(
+        'kind', 'message', 'tenant_id', NEW.tenant_id, 'session_id', NEW.session_id,
+        'user_id', NEW.user_id, 'message_id', NEW.message_id)::text);
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION public.chat_publish_message() FROM PUBLIC;
+
+CREATE OR REPLACE TRIGGER messages_publish
+    AFTER INSERT ON public.messages
+    FOR EACH ROW EXECUTE FUNCTION public.chat_publish_message();

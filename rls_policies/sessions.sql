@@ -51,3 +51,28 @@ REVOKE ALL ON FUNCTION public.chat_session_counters() FROM PUBLIC;
 CREATE OR REPLACE TRIGGER sessions_counters
     AFTER INSERT OR DELETE OR UPDATE OF tenant_id, user_id ON public.sessions
     FOR EACH ROW EXECUTE FUNCTION public.chat_session_counters();
+
+-- Live updates (GET /api/{tenant_id}/events): every session written publishes, at COMMIT,
+-- a notification on the channel chat_events that carries ids only, never a title:
+--   {"kind": "session" | "session_deleted", "tenant_id": …, "session_id": …, "user_id": …}
+-- (NOTIFY is transactional: a rolled-back write publishes nothing.) The API process that
+-- listens does not trust the payload for anything but routing: it reads the row again under
+-- the context of each stream that might want it, with RLS, and sends only what that read
+-- returns. It runs with the writer's rights (pg_notify needs no other).
+CREATE OR REPLACE FUNCTION public.chat_publish_session() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    written public.sessions := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+BEGIN
+    PERFORM pg_catalog.pg_notify('chat_events', pg_catalog.json_build_object(
+        'kind', CASE WHEN TG_OP = 'DELETE' THEN 'session_deleted' ELSE 'session' END,
+        'tenant_id', written.tenant_id, 'session_id', written.session_id, 'user_id', written.user_id)::text);
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION public.chat_publish_session() FROM PUBLIC;
+
+CREATE OR REPLACE TRIGGER sessions_publish
+    AFTER INSERT OR UPDATE OR DELETE ON public.sessions
+    FOR EACH ROW EXECUTE FUNCTION public.chat_publish_session();

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from litestar import Litestar
 
 from app.db.embedded import EmbeddedPostgres
 from app.db.upgrade import upgrade
@@ -139,15 +140,19 @@ async def owner(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+def serve(settings: Settings, handlers: tuple[Any, ...] = ()) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """The real app for ``settings`` (lifespan included), with an HTTP client on it (see ``serve_app``)."""
+    return serve_app(create_app(settings, handlers))
+
+
 @asynccontextmanager
-async def serve(settings: Settings, handlers: tuple[Any, ...] = ()) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app for ``settings`` (lifespan included), with an HTTP client on it.
+async def serve_app(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """``app`` started (lifespan included), with an HTTP client on it.
 
     The app runs in the test's own event loop (httpx's ASGI transport), so requests sent
     with ``asyncio.gather`` really are concurrent — unlike Litestar's test client, whose
     transport handles one request at a time.
     """
-    app = create_app(settings, handlers)
     started, stopping = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,6 +38,55 @@ class LiveServer:
     def output(self) -> str:
         """What the server printed so far."""
         return self.log.read_text(errors="replace")
+
+
+def worker_pids(server: LiveServer) -> set[int]:
+    """The processes of ``server`` that serve requests: its uvicorn workers (itself with one worker)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == server.process.pid:
+                children.add(int(entry.name))
+    # uvicorn's multiprocess supervisor also starts a resource tracker; workers hold the listening socket.
+    return {pid for pid in children if _socket_inodes(pid) & _listening_inodes(server)} or {server.process.pid}
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    found = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    found.add(int(target[8:-1]))
+    return found
+
+
+def _tcp_sockets() -> list[tuple[int, int, int]]:
+    """(local port, remote port, inode) of every IPv4 TCP socket (``/proc/net/tcp``)."""
+    rows = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        rows.append((int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16), int(fields[9])))
+    return rows
+
+
+def _listening_inodes(server: LiveServer) -> set[int]:
+    port = int(server.url.rsplit(":", 1)[1])
+    return {inode for local, remote, inode in _tcp_sockets() if local == port and remote == 0}
+
+
+def serving_pid(server: LiveServer, client_port: int) -> int:
+    """The worker process of ``server`` that holds the connection coming from ``client_port`` (Linux ``/proc``)."""
+    port = int(server.url.rsplit(":", 1)[1])
+    inodes = {inode for local, remote, inode in _tcp_sockets() if local == port and remote == client_port}
+    owners = [pid for pid in worker_pids(server) if _socket_inodes(pid) & inodes]
+    assert len(owners) == 1, f"connection from port {client_port}: held by {owners}"
+    return owners[0]
 
 
 def wait_ready(server: LiveServer, seconds: float = 60) -> None:

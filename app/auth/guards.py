@@ -55,7 +55,8 @@ async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     401 for a missing or bad token; 400 for a malformed ``X-Read-After``; 401 for a user that
     does not exist in the token's tenant; then 400 when the path's tenant id is malformed,
     403 when it is not the token's.
-    The user (with the role read from the database) is left in ``connection.state.user``.
+    The user (with the role read from the database) is left in ``connection.state.user``, the
+    verified claims in ``connection.state.claims``.
     """
     scheme, _space, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -72,6 +73,7 @@ async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
     if path_tenant_id(connection) != claims.tenant_id:
         raise PermissionDeniedException(detail="token is not valid for this tenant")
     connection.state.user = msgspec.convert(dict(row), UserInfo)
+    connection.state.claims = claims
 
 
 def provide_user(request: Request[object, object, State]) -> UserInfo:

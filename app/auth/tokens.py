@@ -23,6 +23,7 @@ class Claims(msgspec.Struct, frozen=True):
 
     user_id: UUID
     tenant_id: UUID
+    expires_at: float  # ``exp``: seconds since the epoch (a live stream ends then)
 
 
 def decode_token(token: str, settings: Settings) -> Claims:
@@ -41,7 +42,7 @@ def decode_token(token: str, settings: Settings) -> Claims:
     except jwt.PyJWTError as error:
         raise InvalidTokenError("invalid token") from error
     try:  # canonical spellings only: a claim must name its user and tenant exactly as the path and the database do
-        return Claims(user_id=Id(payload["sub"]), tenant_id=Id(payload["tenant_id"]))
+        return Claims(user_id=Id(payload["sub"]), tenant_id=Id(payload["tenant_id"]), expires_at=float(payload["exp"]))
     except ValueError as error:
         raise InvalidTokenError("invalid token") from error
 

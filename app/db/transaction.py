@@ -159,6 +159,10 @@ class TenantShares:
         self.limit = limit
         self._slots: dict[UUID, asyncio.Semaphore] = {}
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> TenantShares:
+        # Litestar deep-copies a router with its middleware's arguments: the process's shares are one, not copies.
+        return self
+
     async def acquire(self, tenant_id: UUID) -> None:
         """Take a place in ``tenant_id``'s share, waiting while the tenant holds all of them."""
         await self._slots.setdefault(tenant_id, asyncio.Semaphore(self.limit)).acquire()
@@ -176,7 +180,12 @@ class RequestTransaction:
     """
 
     def __init__(
-        self, engine: TenantEngine, limits: Limits, shares: TenantShares, scope: Scope, replica: Replica | None = None
+        self,
+        engine: TenantEngine,
+        limits: Limits,
+        shares: TenantShares,
+        scope: Scope | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.engine = engine
         self.limits = limits
@@ -206,7 +215,9 @@ class RequestTransaction:
         """True while the transaction runs on the read replica."""
         return self.replica is not None and self._pool is not None and self._pool is self.replica.connections
 
-    async def begin(self, tenant_id: UUID, user_id: UUID, read_after: int | None = None) -> asyncpg.Record | None:
+    async def begin(
+        self, tenant_id: UUID, user_id: UUID | None, read_after: int | None = None
+    ) -> asyncpg.Record | None:
         """Open the transaction with the tenant context; return the user's row (None: not a user of the tenant).
 
         A read runs on the read replica when it is usable and has replayed ``read_after`` (the
@@ -224,8 +235,9 @@ class RequestTransaction:
         self._tenant = tenant_id
         # Piccolo reads only ``.connection`` of the current transaction.
         self._current = self.engine.current_transaction.set(cast("PostgresTransaction", self))
-        if self.replica is not None and self.replica.usable and not must_write(self.scope):
-            row = await self._begin_on_replica(self.replica, deadline, tenant_id, user_id, read_after)
+        replica, scope = self.replica, self.scope
+        if replica is not None and scope is not None and replica.usable and not must_write(scope):
+            row = await self._begin_on_replica(replica, scope, deadline, tenant_id, user_id, read_after)
             if row is not None:
                 return row
         try:
@@ -238,11 +250,18 @@ class RequestTransaction:
             # Pool exhausted, database down or restarting, or a pooled connection that died.
             log.warning("no database connection for the request: %r", error)
             raise DatabaseUnavailableError from error
-        self.writes = must_write(self.scope, row["role"] if row else None)
+        # Without a request (the live updates' reads) there is no write to read after.
+        self.writes = self.scope is not None and must_write(self.scope, row["role"] if row else None)
         return row
 
     async def _begin_on_replica(
-        self, replica: Replica, deadline: float, tenant_id: UUID, user_id: UUID, read_after: int | None
+        self,
+        replica: Replica,
+        scope: Scope,
+        deadline: float,
+        tenant_id: UUID,
+        user_id: UUID | None,
+        read_after: int | None,
     ) -> asyncpg.Record | None:
         """The read's transaction on the replica: the user's row, or None when the primary must serve the request.
 
@@ -264,7 +283,7 @@ class RequestTransaction:
         await self.connection.execute(self.limits.begin_read_only_sql)
         if read_after is None or await self.connection.fetchval(REACHED_SQL, format_lsn(read_after)):
             row = await set_context(self.connection, tenant_id, user_id)
-            if row is not None and not must_write(self.scope, row["role"]):
+            if row is not None and not must_write(scope, row["role"]):
                 return row
         connection, self.connection = self.connection, None
         await self._end(connection, commit=False)

@@ -41,6 +41,14 @@ _ADD_SQL = """
     RETURNING message_id, session_id, role, content, created_at
 """
 
+# Messages by id with their session's owner (live updates: a stream sends a message only to whoever
+# follows that owner). The primary key finds each; the policies decide which the reader may see.
+_GET_MANY_SQL = """
+    SELECT user_id, message_id, session_id, role, content, created_at
+    FROM messages
+    WHERE tenant_id = {} AND message_id = ANY({})
+"""
+
 
 Statement = tuple[str, tuple[object, ...]]  # a Piccolo SQL template and its arguments
 
@@ -53,6 +61,18 @@ def history_statement(tenant_id: UUID, session_id: UUID, *, limit: int, offset: 
 def add_statement(tenant_id: UUID, session_id: UUID, user_id: UUID, role: str, content: str) -> Statement:
     """The insert exactly as ``add_message`` sends it."""
     return _ADD_SQL, (role, content, tenant_id, session_id, user_id)
+
+
+def get_many_statement(tenant_id: UUID, message_ids: list[UUID]) -> Statement:
+    """The read of several messages by id, exactly as ``get_messages`` sends it."""
+    return _GET_MANY_SQL, (tenant_id, message_ids)
+
+
+async def get_messages(tenant_id: UUID, message_ids: list[UUID]) -> list[tuple[UUID, MessageInfo]]:
+    """Those of ``message_ids`` that the context's user may read, each with its session's owner, in no order."""
+    sql, args = get_many_statement(tenant_id, message_ids)
+    rows = await Message.raw(sql, *args)
+    return [(row["user_id"], msgspec.convert(row, MessageInfo)) for row in rows]
 
 
 async def list_messages(tenant_id: UUID, session_id: UUID, *, limit: int, offset: int) -> MessageListResponse | None:

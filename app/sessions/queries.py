@@ -113,6 +113,7 @@ _INFO_SQL = f"""
     LEFT JOIN agent_configs a ON a.tenant_id = s.tenant_id AND a.agent_id = s.agent_id
 """
 _GET_SQL = "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = {})" + _INFO_SQL
+_GET_MANY_SQL = "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = ANY({}))" + _INFO_SQL
 _CREATE_SQL = (
     """WITH s AS (
         INSERT INTO sessions (tenant_id, user_id, agent_id, title, created_at, updated_at)
@@ -138,6 +139,17 @@ def _one(rows: list[dict[str, object]]) -> SessionInfo | None:
 async def get_session(tenant_id: UUID, session_id: UUID) -> SessionInfo | None:
     """The session if the context's user may read it (own, or any of the tenant for an admin), else None."""
     return _one(await Session.raw(_GET_SQL, tenant_id, session_id))
+
+
+def get_many_statement(tenant_id: UUID, session_ids: list[UUID]) -> Statement:
+    """The read of several sessions by id, exactly as ``get_sessions`` sends it."""
+    return _GET_MANY_SQL, (tenant_id, session_ids)
+
+
+async def get_sessions(tenant_id: UUID, session_ids: list[UUID]) -> list[SessionInfo]:
+    """Those of ``session_ids`` that the context's user may read, in no particular order (live updates)."""
+    sql, args = get_many_statement(tenant_id, session_ids)
+    return msgspec.convert(await Session.raw(sql, *args), list[SessionInfo])
 
 
 async def session_owner(tenant_id: UUID, session_id: UUID) -> UUID | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from contextlib import AsyncExitStack
 
 import asyncpg
 import httpx
@@ -18,6 +19,7 @@ from tests.factories import World
 from tests.faults.test_slow_database import sessions_locked
 from tests.live import live_server
 from tests.polling import until, wait_for_lock_waiters
+from tests.sse import stream
 
 
 async def refuses_connections(url: str) -> bool:
@@ -61,4 +63,25 @@ async def test_sigterm_lets_the_in_flight_request_finish_then_the_server_exits_c
     }
     # uvicorn re-raises the signal once its graceful shutdown is done: killed by SIGTERM, not crashed.
     assert exit_code == -signal.SIGTERM, log
+    assert "Traceback" not in log, log
+
+
+async def test_sigterm_ends_open_event_streams_cleanly_and_the_server_exits(database, world: World) -> None:
+    """uvicorn waits for open responses before it shuts the app down: the streams must end on the signal itself."""
+    env = {"DATABASE_URL": database.owner_dsn, "APP_DATABASE_URL": database.runtime_dsn, "JWT_SECRET": TEST_JWT_SECRET}
+    with live_server(env, "--workers", "2") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http, AsyncExitStack() as stack:
+            streams = [
+                await stack.enter_async_context(stream(http, user.tenant_id, user.headers))
+                for user in (world.a.alice, world.a.alice, world.a.admin, world.b.bob)
+            ]
+            assert {s.status_code for s in streams} == {200}
+            server.process.send_signal(signal.SIGTERM)
+            for events in streams:
+                await events.wait_until_ended("the stream to end on SIGTERM")
+        exit_code = await asyncio.to_thread(server.process.wait, 30)  # a hang would time out here
+        log = server.output()
+    assert all(events.error is None for events in streams)  # the response was finished, not cut
+    assert exit_code == 0, log  # uvicorn's supervisor of several workers exits 0 once they have finished
+    assert log.count("Application shutdown complete.") == 2, log
     assert "Traceback" not in log, log

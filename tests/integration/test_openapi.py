@@ -20,6 +20,7 @@ ROUTES = {
     ("post", "/api/{tenant_id}/sessions/{session_id}/messages"): {"201"} | SESSION,
     ("get", "/api/{tenant_id}/agents"): {"200"} | AUTH,
     ("get", "/api/{tenant_id}/me"): {"200"} | AUTH,
+    ("get", "/api/{tenant_id}/events"): {"200"} | AUTH,
 }
 
 
@@ -73,3 +74,14 @@ async def test_bodies_and_responses_have_exactly_the_contract_fields(openapi) ->
         assert set(schemas[name]["properties"]) == fields, name
     assert set(schemas["MessageCreate"]["properties"]["role"]["enum"]) == {"user", "assistant", "system", "tool"}
     assert schemas["MessageCreate"]["properties"]["content"]["maxLength"] == 32_768
+
+
+async def test_the_events_stream_is_documented_as_server_sent_events(openapi) -> None:
+    answers = openapi["paths"]["/api/{tenant_id}/events"]["get"]["responses"]
+    [(media_type, content)] = answers["200"]["content"].items()
+    assert media_type == "text/event-stream"
+    event = openapi["components"]["schemas"]["StreamEvent"]
+    assert content["schema"] == {"$ref": "#/components/schemas/StreamEvent"}
+    assert set(event["properties"]) == {"event", "data", "id"}
+    assert set(event["properties"]["event"]["enum"]) == {"session", "session_deleted", "message", "resync"}
+    assert set(answers["503"]["content"]) == {"application/json"}  # errors stay JSON

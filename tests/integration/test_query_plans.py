@@ -19,6 +19,8 @@ from piccolo.querystring import QueryString
 
 from app.db.context import set_context
 from app.messages.queries import add_statement, history_statement
+from app.messages.queries import get_many_statement as messages_get_many
+from app.sessions.queries import get_many_statement as sessions_get_many
 from app.sessions.queries import list_statement
 from tests.factories import TestUser, create_tenant, create_user
 
@@ -157,3 +159,23 @@ async def test_posting_finds_the_session_by_its_key(database, owner: asyncpg.Poo
     session_scans = [n for n in plan if n.get("Relation Name") == "sessions"]
     assert [n["Node Type"] in {"Index Scan", "Index Only Scan"} for n in session_scans] == [True], session_scans
     assert session_scans[0]["Index Name"] in KEYS, session_scans
+
+
+@pytest.mark.parametrize("who", ["supporter", "admin"])
+async def test_the_live_updates_read_their_rows_by_key(database, owner: asyncpg.Pool, crowd, who: str) -> None:
+    """The reads of a batch of notifications (``get_many_statement``): a key lookup per id, nothing scanned."""
+    supporter = crowd["supporter"]
+    sessions = await owner.fetch("SELECT session_id FROM sessions WHERE user_id = $1 LIMIT 20", supporter.user_id)
+    messages = await owner.fetch("SELECT message_id FROM messages WHERE user_id = $1 LIMIT 20", supporter.user_id)
+    session_ids = [r["session_id"] for r in sessions]
+    message_ids = [r["message_id"] for r in messages]
+    for statement, table, keys in (
+        (sessions_get_many(supporter.tenant_id, session_ids), "sessions", KEYS),
+        (messages_get_many(supporter.tenant_id, message_ids), "messages", {"messages_pkey"}),
+    ):
+        plan = await explain(database, crowd[who], statement)
+        scans = [n for n in plan if n.get("Relation Name") == table]
+        assert [n["Node Type"] in {"Index Scan", "Bitmap Heap Scan"} for n in scans] == [True], scans
+        indexes = {n["Index Name"] for n in plan if "Index Name" in n and n["Index Name"].startswith(table)}
+        assert indexes, plan
+        assert indexes <= keys, indexes

@@ -34,6 +34,8 @@ from tests.conftest import TEST_JWT_SECRET, TEST_RUNTIME_PASSWORD
 from tests.factories import World
 from tests.faults.test_slow_database import sessions_locked
 from tests.live import free_port, live_server
+from tests.polling import until
+from tests.sse import stream
 
 POOL_SIZE = 4  # server connections pgbouncer may open for the runtime role
 REQUESTS = 600
@@ -115,6 +117,7 @@ def through_pgbouncer(database) -> Iterator[tuple[str, list[str]]]:
             "DB_POOL_MAX_SIZE": "8",
             "DB_STATEMENT_TIMEOUT_MS": "3000",
             "DB_POOL_TIMEOUT": "30",  # the load test measures, it must not shed load
+            "APP_LISTEN_DATABASE_URL": database.runtime_dsn,  # LISTEN needs a direct connection
         }
         servers = [stack.enter_context(live_server(env)) for _ in range(2)]
         yield dsn, [server.url for server in servers]
@@ -190,7 +193,10 @@ async def test_interleaved_tenants_through_pgbouncer_and_two_processes_see_no_fo
         while not done.is_set():
             server_connections.append(
                 await owner.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'chat_app' AND datname = $1", name
+                    # The listening connections of the live updates are direct, not the pooler's.
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = 'chat_app' AND datname = $1"
+                    " AND application_name IS DISTINCT FROM 'chat-sessions-api events'",
+                    name,
                 )
             )
             await asyncio.sleep(0.05)
@@ -230,3 +236,33 @@ async def test_the_statement_timeout_holds_behind_pgbouncer(
         assert response.json()["detail"] == "the database did not answer in time, retry shortly"
     after = await clients[0].get(world.a.path(), headers=world.a.alice.headers)
     assert after.status_code == 200
+
+
+async def test_live_updates_behind_pgbouncer_with_a_direct_listening_connection(
+    clients: list[httpx.AsyncClient], world: World
+) -> None:
+    """Reads and writes go through the pooler; each process LISTENs on its own direct connection."""
+    alice = world.a.alice
+    async with stream(clients[1], world.a.tenant_id, alice.headers) as events:
+        assert events.status_code == 200
+        created = await clients[0].post(world.a.path(), headers=alice.headers, json={"title": "through pgbouncer"})
+        assert created.status_code == 201
+        event = await events.wait_for_event("session", "the event of the other process's write")
+    assert event.json() == created.json()
+
+
+async def test_a_listening_connection_through_pgbouncer_is_detected_and_said(through_pgbouncer, database) -> None:
+    """LISTEN through a transaction-mode pooler loses events silently; the probe of every tick notices and says so."""
+    dsn, _urls = through_pgbouncer
+    env = {
+        "DATABASE_URL": database.owner_dsn,
+        "APP_DATABASE_URL": dsn,  # and no APP_LISTEN_DATABASE_URL: the listening connection goes through it too
+        "JWT_SECRET": TEST_JWT_SECRET,
+        "DB_STATEMENT_CACHE_SIZE": "0",
+        "EVENTS_KEEPALIVE_SECONDS": "1",
+    }
+    with live_server(env) as server:
+        await until(
+            lambda: "is APP_LISTEN_DATABASE_URL behind a pooler in transaction mode?" in server.output(),
+            "the server to say that its notifications get lost",
+        )

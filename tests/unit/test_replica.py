@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from litestar.middleware import DefineMiddleware
 
 from app.db.replica import READS_WRITE, Replica, format_lsn, must_write, parse_lsn
+from app.db.transaction import TransactionMiddleware
+from app.events.hub import Hub
+from app.main import create_app
+from app.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -61,3 +67,17 @@ async def test_a_replica_that_was_never_started_has_no_pool_and_stops_quietly() 
     with pytest.raises(RuntimeError, match="pool is not running"):
         _ = replica.connections
     await replica.stop()
+
+
+def test_the_router_copy_keeps_the_one_replica_and_the_one_tenant_share() -> None:
+    # Litestar deep-copies the /api router with its middleware's arguments; a copied replica would never be
+    # started, and copied shares would not be the ones the live updates' reads take.
+    app = create_app(Settings(app_env="development", app_read_database_url="postgresql://replica.invalid/chat"))
+    hub: Hub = app.state.events
+    route: Any = next(r for r in app.routes if r.path.startswith("/api/"))
+    found = route.route_handlers[0].resolve_middleware()
+    [middleware] = [m for m in found if isinstance(m, DefineMiddleware) and m.middleware is TransactionMiddleware]
+    assert middleware.kwargs["shares"] is hub.shares
+    replica = middleware.kwargs["replica"]
+    assert isinstance(replica, Replica)
+    assert copy.deepcopy(replica) is replica

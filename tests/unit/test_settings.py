@@ -125,3 +125,34 @@ def test_asymmetric_algorithms_verify_with_the_public_key() -> None:
     assert settings.jwt_algorithm == "ES256"
     assert settings.verification_key == "PEM"
     Settings.from_env({**environ, "JWT_ISSUER": "", "JWT_AUDIENCE": "", "APP_ENV": "development"}).validate()
+
+
+def test_live_update_settings() -> None:
+    defaults = Settings.from_env({"APP_DATABASE_URL": "postgresql://r@pooler:6432/d"})
+    assert defaults.listen_database_url == "postgresql://r@pooler:6432/d"  # unset: the runtime DSN
+    assert (defaults.events_max_streams, defaults.events_keepalive_seconds) == (1000, 10.0)
+    settings = Settings.from_env(
+        {
+            "APP_DATABASE_URL": "postgresql://r@pooler:6432/d",
+            "APP_LISTEN_DATABASE_URL": "postgresql://r@db:5432/d",
+            "EVENTS_MAX_STREAMS": "0",
+            "EVENTS_KEEPALIVE_SECONDS": "15",
+            "JWT_SECRET": STRONG,
+        }
+    )
+    assert settings.listen_database_url == "postgresql://r@db:5432/d"
+    assert (settings.events_max_streams, settings.events_keepalive_seconds) == (0, 15.0)
+    settings.validate()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"EVENTS_MAX_STREAMS": "-1"}, "EVENTS_MAX_STREAMS must be 0 or more"),
+        ({"EVENTS_KEEPALIVE_SECONDS": "16"}, "EVENTS_KEEPALIVE_SECONDS must be above 0 and at most 15"),
+        ({"EVENTS_KEEPALIVE_SECONDS": "-1"}, "EVENTS_KEEPALIVE_SECONDS must be above 0"),
+    ],
+)
+def test_live_update_settings_out_of_range_are_refused(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_env({"JWT_SECRET": STRONG, **environ}).validate()

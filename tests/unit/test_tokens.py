@@ -32,7 +32,9 @@ def claims(**changes: Any) -> dict[str, Any]:
 
 
 def test_minted_tokens_round_trip() -> None:
-    assert decode_token(mint_token(USER, TENANT, HS), HS) == Claims(user_id=USER, tenant_id=TENANT)
+    decoded = decode_token(mint_token(USER, TENANT, HS, ttl_seconds=60), HS)
+    assert decoded == Claims(user_id=USER, tenant_id=TENANT, expires_at=decoded.expires_at)
+    assert 0 < decoded.expires_at - time.time() <= 60  # the live stream ends then
 
 
 def test_minted_tokens_carry_issuer_and_audience() -> None:
@@ -70,8 +72,9 @@ def test_claim_ids_have_one_spelling(claim: str, how: str) -> None:
 
 
 def test_claim_ids_may_be_upper_case() -> None:
-    token = jwt.encode(claims(sub=str(USER).upper(), tenant_id=str(TENANT).upper()), SECRET, algorithm="HS256")
-    assert decode_token(token, HS) == Claims(user_id=USER, tenant_id=TENANT)
+    payload = claims(sub=str(USER).upper(), tenant_id=str(TENANT).upper())
+    token = jwt.encode(payload, SECRET, algorithm="HS256")
+    assert decode_token(token, HS) == Claims(user_id=USER, tenant_id=TENANT, expires_at=payload["exp"])
 
 
 def test_alg_none_and_other_algorithms_are_refused() -> None:
