@@ -81,3 +81,11 @@ def test_the_router_copy_keeps_the_one_replica_and_the_one_tenant_share() -> Non
     replica = middleware.kwargs["replica"]
     assert isinstance(replica, Replica)
     assert copy.deepcopy(replica) is replica
+
+
+def test_the_replica_settings_come_from_the_environment() -> None:
+    unset = Settings.from_env({})
+    assert (unset.app_read_database_url, unset.replica_max_lag_ms) == (None, 5000)
+    dsn = "postgresql://chat_app:secret@replica.internal:5432/chat"
+    settings = Settings.from_env({"APP_READ_DATABASE_URL": f" {dsn} ", "DB_REPLICA_MAX_LAG_MS": "250"})
+    assert (settings.app_read_database_url, settings.replica_max_lag_ms) == (dsn, 250)
