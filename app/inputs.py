@@ -28,6 +28,9 @@ from litestar.params import ParameterKwarg
 
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 PLAIN_INTEGER = re.compile(r"0|[1-9][0-9]*")
+# The largest offset: the largest integer a JSON number (a double) holds exactly, so the OpenAPI
+# document's maximum is the server's (2**63 - 1 reads back as 2**63 in every JSON client).
+OFFSET_MAX = 2**53 - 1
 ID_WORDS = "must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
 NUL_WORDS = "must not contain the NUL character (\\u0000)"
 # Patterns of text fields (they document the rule in the OpenAPI document too), with the words a

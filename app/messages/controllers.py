@@ -8,7 +8,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from app.inputs import Id
+from app.inputs import OFFSET_MAX, Id
 from app.messages import queries
 from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
 from app.sessions.controllers import SESSION_ERRORS, SessionId, session_not_found, write_refused
@@ -32,7 +32,7 @@ class MessageController(Controller):
         tenant_id: FromPath[Id],
         session_id: SessionId,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1–200")] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="Messages to skip, ≥ 0")] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=OFFSET_MAX, description="Messages to skip, ≥ 0")] = 0,
     ) -> MessageListResponse:
         page = await queries.list_messages(tenant_id, session_id, limit=limit, offset=offset)
         if page is None:

@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
-from app.inputs import Id, invalid
+from app.inputs import OFFSET_MAX, Id, invalid
 from app.sessions import queries
 from app.sessions.schemas import Order, SessionCreate, SessionInfo, SessionListResponse, SessionUpdate, SortBy
 from app.users.schemas import UserInfo
@@ -62,7 +62,7 @@ class SessionController(Controller):
         user: NamedDependency[UserInfo],
         user_id: Annotated[Id | None, QueryParameter(description="Only this user's sessions")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1–100")] = 10,
-        offset: Annotated[int, QueryParameter(ge=0, le=2**63 - 1, description="Rows to skip, ≥ 0")] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=OFFSET_MAX, description="Rows to skip, ≥ 0")] = 0,
         sort_by: Annotated[SortBy, QueryParameter(description="Sort key")] = "updated_at",
         order: Annotated[Order, QueryParameter(description="Sort direction")] = "desc",
     ) -> SessionListResponse:

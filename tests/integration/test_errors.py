@@ -19,7 +19,7 @@ from app.users.schemas import UserInfo
 from tests.factories import World
 
 ONE_TO_100 = "must be a whole number from 1 to 100"
-OFFSET = "must be a whole number from 0 to 9223372036854775807"
+OFFSET = "must be a whole number from 0 to 9007199254740991"
 MESSAGE_ROLES = "role must be one of user, assistant, system, tool"
 
 # (what is sent, the detail of the 400): on alice's list, her session, its messages.
