@@ -1,5 +1,7 @@
-// The session sidebar: sign in, list sessions (load more), read and write a session's messages.
+// The session sidebar: sign in, list sessions (load more), read and write a session's messages, live.
 // Everything the API returns is user data: it is only ever put on the page with textContent.
+
+import { openStream } from "./live.js";
 
 const PAGE_SIZE = 10;
 const MESSAGE_PAGE = 50;
@@ -20,6 +22,8 @@ const state = {
   messagesHaveMore: false,
   agents: [],
   knownUsers: new Set(),
+  live: null, // the open event stream (live.js)
+  editing: null, // {sessionId, mode: "rename" | "delete", draft}: a sidebar item being renamed or deleted
 };
 
 class ApiError extends Error {
@@ -193,6 +197,7 @@ async function signIn(token) {
 
 function signOut(message = "") {
   sessionStorage.removeItem(TOKEN_KEY);
+  state.live?.close();
   Object.assign(state, {
     token: null,
     me: null,
@@ -202,6 +207,8 @@ function signOut(message = "") {
     messages: [],
     agents: [],
     knownUsers: new Set(),
+    live: null,
+    editing: null,
   });
   showSignIn(message);
 }
@@ -253,7 +260,7 @@ async function showApp() {
   $("admin-picker").hidden = me.role !== "admin";
   state.knownUsers = new Set([me.user_id]);
   renderChat();
-  await Promise.all([loadAgents(), me.role === "admin" ? discoverUsers() : null]);
+  await Promise.all([loadAgents(), me.role === "admin" ? discoverUsers() : null, startLive()]);
   await reloadSessions(PAGE_SIZE);
 }
 
@@ -351,42 +358,250 @@ async function loadMore() {
   }
 }
 
+// The sidebar is rebuilt on every change (a live event included): the focused control and an open
+// menu are found again by their data-focus-key / session id, so typing or arrowing is not interrupted.
 function renderSessions() {
   const list = $("session-list");
+  const focused = document.activeElement?.dataset?.focusKey;
+  const caret = document.activeElement?.selectionStart;
+  const openMenu = list.querySelector("details[open]")?.dataset.sessionId;
   list.replaceChildren();
   for (const session of state.sessions) {
     if (state.me.role === "admin" && !state.knownUsers.has(session.user_id)) {
       state.knownUsers.add(session.user_id);
       renderUserFilter();
     }
-    const item = el("li");
-    const button = el("button", "session");
-    button.type = "button";
-    button.dataset.sessionId = session.session_id;
-    if (state.selected && state.selected.session_id === session.session_id) {
-      button.setAttribute("aria-current", "true");
-    }
-    const top = el("span", "session-top");
-    top.append(el("span", session.title ? "session-title" : "session-title untitled", session.title || "Untitled"));
-    if (session.is_active) {
-      const badge = el("span", "badge", "active");
-      badge.title = "Active: the newest message is less than 24 hours old";
-      top.append(badge);
-    }
-    const meta = el("span", "session-meta");
-    meta.append(el("span", "agent", session.agent_name || "No agent"), " · ", timeElement(session.updated_at));
-    const count = el("span", "count", `${session.message_count} ${session.message_count === 1 ? "message" : "messages"}`);
-    meta.append(" · ", count);
-    if (state.me.role === "admin" && !state.filter) meta.append(" · ", el("span", "owner", shortUser(session.user_id)));
-    button.append(top, meta);
-    button.addEventListener("click", () => selectSession(session));
-    item.append(button);
-    list.append(item);
+    const editing = state.editing?.sessionId === session.session_id ? state.editing : null;
+    list.append(editing ? editItem(session, editing) : sessionItem(session, openMenu === session.session_id));
+  }
+  const again = focused && list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+  if (again) {
+    again.focus();
+    if (caret !== undefined && caret !== null && again.setSelectionRange) again.setSelectionRange(caret, caret);
   }
   $("empty-state").hidden = state.sessions.length > 0;
   $("session-total").textContent = `(${state.total})`;
   $("load-more").hidden = !state.hasMore;
   $("sidebar-status").textContent = "";
+}
+
+function sessionItem(session, menuOpen) {
+  const item = el("li", "session-item");
+  const button = el("button", "session");
+  button.type = "button";
+  button.dataset.sessionId = session.session_id;
+  button.dataset.focusKey = `open:${session.session_id}`;
+  if (state.selected && state.selected.session_id === session.session_id) {
+    button.setAttribute("aria-current", "true");
+  }
+  const top = el("span", "session-top");
+  top.append(el("span", session.title ? "session-title" : "session-title untitled", session.title || "Untitled"));
+  if (session.is_active) {
+    const badge = el("span", "badge", "active");
+    badge.title = "Active: the newest message is less than 24 hours old";
+    top.append(badge);
+  }
+  const meta = el("span", "session-meta");
+  meta.append(el("span", "agent", session.agent_name || "No agent"), " · ", timeElement(session.updated_at));
+  const count = el("span", "count", `${session.message_count} ${session.message_count === 1 ? "message" : "messages"}`);
+  meta.append(" · ", count);
+  if (state.me.role === "admin" && !state.filter) meta.append(" · ", el("span", "owner", shortUser(session.user_id)));
+  button.append(top, meta);
+  button.addEventListener("click", () => selectSession(session));
+  item.append(button);
+  // Only the owner may write a session: an admin reading a colleague's gets no menu.
+  if (session.user_id === state.me.user_id) item.append(sessionMenu(session, menuOpen));
+  return item;
+}
+
+function sessionMenu(session, open) {
+  const menu = el("details", "session-menu");
+  menu.dataset.sessionId = session.session_id;
+  menu.open = open;
+  const summary = el("summary", "menu-button", "⋯");
+  summary.setAttribute("aria-label", `Actions for ${session.title || "Untitled"}`);
+  summary.dataset.focusKey = `menu:${session.session_id}`;
+  const actions = el("div", "menu-items");
+  const action = (label, mode) => {
+    const button = el("button", "secondary", label);
+    button.type = "button";
+    button.addEventListener("click", () => {
+      state.editing = { sessionId: session.session_id, mode, draft: session.title || "" };
+      renderSessions();
+      $("session-list").querySelector(`[data-focus-key="${mode}:${session.session_id}"]`)?.focus();
+    });
+    return button;
+  };
+  actions.append(action("Rename", "rename"), action("Delete", "delete"));
+  menu.append(summary, actions);
+  return menu;
+}
+
+// A sidebar item being renamed (a title field: Enter saves, Escape cancels) or deleted (confirm or cancel).
+function editItem(session, editing) {
+  const item = el("li", "session-item editing");
+  const form = el("form", "session-edit");
+  const cancel = el("button", "secondary", "Cancel");
+  cancel.type = "button";
+  cancel.addEventListener("click", () => stopEditing(session));
+  if (editing.mode === "rename") {
+    const id = `rename-${session.session_id}`;
+    const label = el("label", "", "New title");
+    label.htmlFor = id;
+    const input = el("input");
+    input.id = id;
+    input.value = editing.draft;
+    input.maxLength = 255;
+    input.dataset.focusKey = `rename:${session.session_id}`;
+    input.addEventListener("input", () => {
+      editing.draft = input.value;
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") stopEditing(session);
+    });
+    const save = el("button", "", "Save");
+    save.type = "submit";
+    form.append(label, input, el("span", "row", ""));
+    form.lastChild.append(save, cancel);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      renameSession(session, input.value);
+    });
+  } else {
+    const count = session.message_count;
+    const question = `Delete “${session.title || "Untitled"}” and its ${count} ${count === 1 ? "message" : "messages"}?`;
+    const confirm = el("button", "danger", "Delete");
+    confirm.type = "submit";
+    confirm.dataset.focusKey = `delete:${session.session_id}`;
+    form.append(el("p", "question", question), el("span", "row", ""));
+    form.lastChild.append(confirm, cancel);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      deleteSession(session);
+    });
+    form.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") stopEditing(session);
+    });
+  }
+  item.append(form);
+  return item;
+}
+
+function stopEditing(session) {
+  state.editing = null;
+  renderSessions();
+  $("session-list").querySelector(`[data-focus-key="open:${session.session_id}"]`)?.focus();
+}
+
+async function renameSession(session, title) {
+  try {
+    const renamed = await api(`/sessions/${session.session_id}`, { method: "PATCH", body: { title: title.trim() || null } });
+    state.editing = null;
+    placeSession(renamed);
+    $("session-list").querySelector(`[data-focus-key="open:${session.session_id}"]`)?.focus();
+  } catch (error) {
+    handle(error);
+  }
+}
+
+async function deleteSession(session) {
+  try {
+    await api(`/sessions/${session.session_id}`, { method: "DELETE" });
+    state.editing = null;
+    dropSession(session.session_id);
+  } catch (error) {
+    handle(error);
+  }
+}
+
+// ---------- live updates (GET /events) ----------
+
+// Follows the sessions the sidebar shows: an admin who picked a user follows that user, else one's own.
+function startLive() {
+  state.live?.close();
+  const { tenant_id: tenantId, user_id: userId } = state.me;
+  const token = state.token;
+  const follow = state.filter && state.filter !== userId ? `?user_id=${encodeURIComponent(state.filter)}` : "";
+  const stream = openStream({
+    url: () => `${API_BASE}/api/${tenantId}/events${follow}`,
+    headers: () => ({ Authorization: `Bearer ${token}` }),
+    onEvent: (event) => state.live === stream && liveEvent(event),
+    onRefused: (status) => state.live === stream && handle(new ApiError(status, "live updates were refused")),
+  });
+  state.live = stream;
+  return stream.ready;
+}
+
+function liveEvent({ type, data }) {
+  let payload;
+  try {
+    payload = JSON.parse(data);
+  } catch {
+    return;
+  }
+  if (type === "session") placeSession(payload, { live: true });
+  else if (type === "session_deleted") dropSession(payload.session_id);
+  else if (type === "message") addMessage(payload);
+  else if (type === "resync") resync();
+}
+
+// Nothing is replayed after a reconnection: re-read the sidebar and the open chat.
+async function resync() {
+  await reloadSessions(state.sessions.length);
+  if (!state.selected) return;
+  state.selected = state.sessions.find((s) => s.session_id === state.selected.session_id) || state.selected;
+  state.messages = [];
+  await loadMessages();
+}
+
+// Precise to the microsecond (the API's fractions vary in length), for sorting as the API does.
+const sortable = (iso) => iso.replace(/(\.\d+)?Z$/, (_, fraction) => `${(fraction || ".").padEnd(7, "0")}Z`);
+
+function before(a, b) {
+  const [x, y] = [sortable(a.updated_at), sortable(b.updated_at)];
+  return x === y ? a.session_id > b.session_id : x > y;
+}
+
+// A session created or changed (by this page or, live, by any other client): updated in place and moved
+// where the list's order (newest update first) puts it. One the sidebar does not hold yet is re-read
+// from the API, which knows whether it is new and where the loaded pages end.
+function placeSession(session, { live = false } = {}) {
+  const index = state.sessions.findIndex((s) => s.session_id === session.session_id);
+  if (index < 0) {
+    if (live) reloadSessions(state.sessions.length + 1);
+    return;
+  }
+  state.sessions.splice(index, 1);
+  const at = state.sessions.findIndex((s) => before(session, s));
+  state.sessions.splice(at < 0 ? state.sessions.length : at, 0, session);
+  if (state.selected?.session_id === session.session_id) {
+    state.selected = session;
+    renderChatHeader();
+  }
+  renderSessions();
+}
+
+function dropSession(sessionId) {
+  const index = state.sessions.findIndex((s) => s.session_id === sessionId);
+  if (index >= 0) {
+    state.sessions.splice(index, 1);
+    state.total = Math.max(0, state.total - 1);
+  }
+  if (state.editing?.sessionId === sessionId) state.editing = null;
+  if (state.selected?.session_id === sessionId) {
+    state.selected = null;
+    renderChat();
+    $("chat-placeholder").textContent = "That session was deleted.";
+  }
+  renderSessions();
+}
+
+function addMessage(message) {
+  if (state.selected?.session_id !== message.session_id) return;
+  if (state.messages.some((m) => m.message_id === message.message_id)) return;
+  if (state.messagesHaveMore) return; // not loaded up to the end: it comes with the next page
+  state.messages.push(message);
+  renderChat();
 }
 
 // ---------- the conversation pane ----------
@@ -412,7 +627,8 @@ async function loadMessages() {
     const params = new URLSearchParams({ limit: String(MESSAGE_PAGE), offset: String(state.messages.length) });
     const page = await api(`/sessions/${session.session_id}/messages?${params}`);
     if (state.selected !== session) return; // another session was picked meanwhile
-    state.messages.push(...page.messages);
+    const seen = new Set(state.messages.map((m) => m.message_id)); // a live one may have come first
+    state.messages.push(...page.messages.filter((m) => !seen.has(m.message_id)));
     state.messagesHaveMore = page.has_more;
   } catch (error) {
     if (state.selected === session) {
@@ -427,6 +643,14 @@ async function loadMessages() {
   renderChat();
 }
 
+function renderChatHeader() {
+  const session = state.selected;
+  $("chat-title").textContent = session.title || "Untitled";
+  const owner = state.me.role === "admin" ? ` · owner: ${shortUser(session.user_id)}` : "";
+  const count = Math.max(session.message_count, state.messages.length);
+  $("chat-meta").textContent = `${session.agent_name || "No agent"} · ${count} ${count === 1 ? "message" : "messages"}${owner}`;
+}
+
 function renderChat() {
   const session = state.selected;
   $("composer-hint").textContent = "";
@@ -438,14 +662,12 @@ function renderChat() {
   if (!session) {
     $("chat-title").textContent = "Select a session";
     $("chat-meta").textContent = "";
+    $("chat-placeholder").textContent = "Pick a session in the sidebar to read its history.";
     $("composer").hidden = true;
     $("readonly-note").hidden = true;
     return;
   }
-  $("chat-title").textContent = session.title || "Untitled";
-  const owner = state.me.role === "admin" ? ` · owner: ${shortUser(session.user_id)}` : "";
-  const count = Math.max(session.message_count, state.messages.length);
-  $("chat-meta").textContent = `${session.agent_name || "No agent"} · ${count} ${count === 1 ? "message" : "messages"}${owner}`;
+  renderChatHeader();
   for (const message of state.messages) {
     const item = el("li", `message role-${message.role}`);
     const head = el("div", "message-head");
@@ -480,7 +702,7 @@ async function sendMessage(event) {
       body: { role: "user", content },
     });
     input.value = "";
-    if (!state.messagesHaveMore) state.messages.push(message);
+    addMessage(message); // unless its live event came first
     await reloadSessions(state.sessions.length);
     state.selected = state.sessions.find((s) => s.session_id === session.session_id) || session;
     renderSessions();
@@ -561,6 +783,7 @@ function init() {
     state.filter = event.target.value;
     state.selected = null;
     renderChat();
+    await startLive();
     await reloadSessions(PAGE_SIZE);
   });
   window.addEventListener("unhandledrejection", (event) => {
