@@ -4,27 +4,32 @@
 import { openStream } from "./live.js";
 
 const PAGE_SIZE = 10;
+const PINNED_PAGE = 100;
 const MESSAGE_PAGE = 50;
+const USERS_MAX = 1000; // an admin's user picker lists this many users at most
 const TOKEN_KEY = "chat-sessions.token";
 const API_BASE = (document.querySelector('meta[name="api-base"]')?.content || "").replace(/\/$/, "");
 
 const $ = (id) => document.getElementById(id);
 
-const state = {
+// What a signed-in page holds; signing out starts again from `signedOut()`.
+const signedOut = () => ({
   token: null,
   me: null,
   filter: "", // "" = the API's default (own sessions; an admin's whole tenant), else a user_id
-  sessions: [],
-  total: 0,
-  hasMore: false,
+  view: "sessions", // or "archived"
+  groups: [], // the sidebar's groups of the view (see viewGroups)
+  checked: new Set(), // session ids ticked for "Archive selected"
   selected: null,
-  messages: [],
-  messagesHaveMore: false,
+  messages: [], // the open session's loaded messages, oldest first
+  olderCursor: null, // where older messages continue (null: the oldest is loaded)
+  loadingOlder: false,
   agents: [],
-  knownUsers: new Set(),
+  users: new Map(), // an admin's directory (GET /users): user_id → {display_name, email, role}
   live: null, // the open event stream (live.js)
   editing: null, // {sessionId, mode: "rename" | "delete", draft}: a sidebar item being renamed or deleted
-};
+});
+const state = signedOut();
 
 class ApiError extends Error {
   constructor(status, detail) {
@@ -154,9 +159,10 @@ function timeElement(iso, className) {
   return node;
 }
 
-function shortUser(userId) {
+// A user as the page names them: "me", a name from the admin's directory, else an id prefix.
+function userName(userId) {
   if (state.me && userId === state.me.user_id) return "me";
-  return `user ${userId.slice(0, 8)}`;
+  return state.users.get(userId)?.display_name || `user ${userId.slice(0, 8)}`;
 }
 
 // ---------- sign in / out ----------
@@ -198,18 +204,7 @@ async function signIn(token) {
 function signOut(message = "") {
   sessionStorage.removeItem(TOKEN_KEY);
   state.live?.close();
-  Object.assign(state, {
-    token: null,
-    me: null,
-    filter: "",
-    sessions: [],
-    selected: null,
-    messages: [],
-    agents: [],
-    knownUsers: new Set(),
-    live: null,
-    editing: null,
-  });
+  Object.assign(state, signedOut());
   showSignIn(message);
 }
 
@@ -258,10 +253,12 @@ async function showApp() {
   const me = state.me;
   $("who").textContent = `${me.display_name} (${me.role}) · ${me.email}`;
   $("admin-picker").hidden = me.role !== "admin";
-  state.knownUsers = new Set([me.user_id]);
+  state.groups = viewGroups();
+  renderViewSwitch();
   renderChat();
-  await Promise.all([loadAgents(), me.role === "admin" ? discoverUsers() : null, startLive()]);
-  await reloadSessions(PAGE_SIZE);
+  // The stream is opened before the list is read, so that no change falls between the two.
+  await Promise.all([loadAgents(), me.role === "admin" ? loadUsers() : null, startLive()]);
+  await reloadSessions();
 }
 
 async function loadAgents() {
@@ -282,14 +279,20 @@ async function loadAgents() {
   }
 }
 
-// The contract has no users route: an admin's user list is derived from the tenant's sessions.
-async function discoverUsers() {
+// An admin's directory (GET /users, by display name): names instead of ids, and the user picker.
+async function loadUsers() {
+  const users = new Map();
   try {
-    const page = await api("/sessions?limit=100");
-    for (const session of page.sessions) state.knownUsers.add(session.user_id);
+    let page;
+    do {
+      const offset = users.size;
+      page = await api(`/users?limit=100&offset=${offset}`);
+      for (const user of page.users) users.set(user.user_id, user);
+    } while (page.has_more && users.size < USERS_MAX);
   } catch (error) {
     handle(error);
   }
+  state.users = users;
   renderUserFilter();
 }
 
@@ -303,59 +306,102 @@ function renderUserFilter() {
   const me = el("option", "", `Me (${state.me.email})`);
   me.value = state.me.user_id;
   select.append(me);
-  for (const userId of [...state.knownUsers].sort()) {
-    if (userId === state.me.user_id) continue;
-    const option = el("option", "", shortUser(userId));
-    option.value = userId;
+  for (const user of state.users.values()) {
+    if (user.user_id === state.me.user_id) continue;
+    const option = el("option", "", `${user.display_name} · ${user.email}`);
+    option.value = user.user_id;
     select.append(option);
   }
   select.value = current;
 }
 
-function sessionsQuery(limit, offset) {
-  const params = new URLSearchParams({ limit: String(limit), offset: String(offset) });
-  if (state.filter) params.set("user_id", state.filter);
-  return `/sessions?${params}`;
+// ---------- the sidebar: groups of sessions, read with cursors ----------
+
+// The view's groups. Each is one list query (`params`) walked with next_cursor, and `accepts` says
+// whether a session (e.g. from a live event) belongs in it.
+function viewGroups() {
+  const base = state.filter ? { user_id: state.filter } : {};
+  const group = (key, heading, params, accepts) => ({ key, heading, params: { ...base, ...params }, accepts, items: [], total: 0, cursor: null });
+  if (state.view === "archived") return [group("archived", "Archived", { archived: "true" }, (s) => s.archived)];
+  return [
+    group("pinned", "Pinned", { pinned: "true" }, (s) => !s.archived && s.pinned),
+    group("recent", "Recent", { pinned: "false" }, (s) => !s.archived && !s.pinned),
+  ];
 }
 
-// (Re)load the first `count` sessions, e.g. after a write moved one to the top.
-async function reloadSessions(count) {
-  const wanted = Math.max(PAGE_SIZE, count);
-  const sessions = [];
-  let page;
+async function readPage(group, limit, cursor) {
+  const params = new URLSearchParams({ ...group.params, limit: String(limit) });
+  if (cursor) params.set("cursor", cursor);
+  return api(`/sessions?${params}`);
+}
+
+// Re-read a group's first `count` sessions (at least a page), replacing what it held.
+async function reloadGroup(group, count) {
+  const wanted = Math.max(group.key === "pinned" ? PINNED_PAGE : PAGE_SIZE, count);
+  const items = [];
+  let page = { next_cursor: null };
+  do {
+    page = await readPage(group, Math.min(100, wanted - items.length), page.next_cursor);
+    items.push(...page.sessions);
+  } while (page.next_cursor && items.length < wanted);
+  Object.assign(group, { items, total: page.total, cursor: page.next_cursor });
+}
+
+// Re-read every group of the view, keeping as many sessions as each had loaded.
+async function reloadSessions() {
+  const groups = state.groups;
   try {
-    do {
-      page = await api(sessionsQuery(Math.min(100, wanted - sessions.length), sessions.length));
-      sessions.push(...page.sessions);
-    } while (page.has_more && sessions.length < wanted);
+    await Promise.all(groups.map((group) => reloadGroup(group, group.items.length)));
   } catch (error) {
     handle(error);
     return;
   }
-  state.sessions = sessions;
-  state.total = page.total;
-  state.hasMore = page.has_more;
-  renderSessions();
+  if (groups === state.groups) renderSessions();
 }
 
-async function loadMore() {
-  const button = $("load-more");
-  button.disabled = true;
+async function loadMore(group) {
+  if (group.loading || !group.cursor) return;
+  group.loading = true;
   $("sidebar-status").textContent = "Loading…";
   try {
-    const page = await api(sessionsQuery(PAGE_SIZE, state.sessions.length));
-    const seen = new Set(state.sessions.map((s) => s.session_id));
-    state.sessions.push(...page.sessions.filter((s) => !seen.has(s.session_id)));
-    state.total = page.total;
-    state.hasMore = page.has_more;
+    const page = await readPage(group, PAGE_SIZE, group.cursor);
+    const seen = new Set(group.items.map((s) => s.session_id));
+    group.items.push(...page.sessions.filter((s) => !seen.has(s.session_id)));
+    group.total = page.total;
+    group.cursor = page.next_cursor;
     renderSessions();
     $("sidebar-status").textContent = `Loaded ${page.sessions.length} more.`;
   } catch (error) {
     $("sidebar-status").textContent = "";
     handle(error);
   } finally {
-    button.disabled = false;
+    group.loading = false;
   }
+}
+
+// Infinite scroll: a group's "Load more" button loads the next page as soon as it scrolls into view.
+const nearEnd = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    const group = state.groups.find((g) => g.key === entry.target.dataset.group);
+    if (entry.isIntersecting && group) loadMore(group);
+  }
+});
+
+async function switchView(view) {
+  if (state.view === view) return;
+  state.view = view;
+  state.checked.clear();
+  state.editing = null;
+  state.groups = viewGroups();
+  renderViewSwitch();
+  renderSessions();
+  await reloadSessions();
+}
+
+function renderViewSwitch() {
+  $("view-sessions").setAttribute("aria-pressed", String(state.view === "sessions"));
+  $("view-archived").setAttribute("aria-pressed", String(state.view === "archived"));
+  $("sessions-heading-text").textContent = state.view === "archived" ? "Archived" : "Sessions";
 }
 
 // The sidebar is rebuilt on every change (a live event included): the focused control and an open
@@ -365,28 +411,62 @@ function renderSessions() {
   const focused = document.activeElement?.dataset?.focusKey;
   const caret = document.activeElement?.selectionStart;
   const openMenu = list.querySelector("details[open]")?.dataset.sessionId;
+  nearEnd.disconnect();
   list.replaceChildren();
-  for (const session of state.sessions) {
-    if (state.me.role === "admin" && !state.knownUsers.has(session.user_id)) {
-      state.knownUsers.add(session.user_id);
-      renderUserFilter();
+  const shown = state.groups.filter((group) => group.items.length > 0);
+  for (const group of shown) {
+    const section = el("section", "session-group");
+    section.dataset.group = group.key;
+    if (state.groups.length > 1 && shown.length > 1) section.append(el("h3", "group-heading", group.heading));
+    const items = el("ul", "session-list");
+    for (const session of group.items) {
+      const editing = state.editing?.sessionId === session.session_id ? state.editing : null;
+      items.append(editing ? editItem(session, editing) : sessionItem(session, openMenu === session.session_id));
     }
-    const editing = state.editing?.sessionId === session.session_id ? state.editing : null;
-    list.append(editing ? editItem(session, editing) : sessionItem(session, openMenu === session.session_id));
+    section.append(items);
+    if (group.cursor) {
+      const more = el("button", "secondary load-more", "Load more");
+      more.type = "button";
+      more.dataset.group = group.key;
+      more.addEventListener("click", () => loadMore(group));
+      section.append(more);
+      nearEnd.observe(more);
+    }
+    list.append(section);
   }
   const again = focused && list.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
   if (again) {
     again.focus();
     if (caret !== undefined && caret !== null && again.setSelectionRange) again.setSelectionRange(caret, caret);
   }
-  $("empty-state").hidden = state.sessions.length > 0;
-  $("session-total").textContent = `(${state.total})`;
-  $("load-more").hidden = !state.hasMore;
+  const empty = shown.length === 0;
+  $("empty-state").hidden = !empty;
+  $("empty-state").textContent =
+    state.view === "archived" ? "No archived sessions." : "No sessions yet. Start one with “New session”.";
+  $("session-total").textContent = `(${state.groups.reduce((sum, group) => sum + group.total, 0)})`;
   $("sidebar-status").textContent = "";
+  renderBulkBar();
 }
+
+const owns = (session) => session.user_id === state.me.user_id;
 
 function sessionItem(session, menuOpen) {
   const item = el("li", "session-item");
+  // Bulk archive: only one's own sessions, only where they are not archived yet.
+  if (owns(session) && state.view === "sessions") {
+    const pick = el("label", "pick");
+    const box = el("input");
+    box.type = "checkbox";
+    box.checked = state.checked.has(session.session_id);
+    box.dataset.focusKey = `pick:${session.session_id}`;
+    box.addEventListener("change", () => {
+      if (box.checked) state.checked.add(session.session_id);
+      else state.checked.delete(session.session_id);
+      renderBulkBar();
+    });
+    pick.append(box, el("span", "visually-hidden", `Select ${session.title || "Untitled"}`));
+    item.append(pick);
+  }
   const button = el("button", "session");
   button.type = "button";
   button.dataset.sessionId = session.session_id;
@@ -396,6 +476,7 @@ function sessionItem(session, menuOpen) {
   }
   const top = el("span", "session-top");
   top.append(el("span", session.title ? "session-title" : "session-title untitled", session.title || "Untitled"));
+  if (session.pinned && state.view === "archived") top.append(el("span", "tag", "pinned"));
   if (session.is_active) {
     const badge = el("span", "badge", "active");
     badge.title = "Active: the newest message is less than 24 hours old";
@@ -405,12 +486,12 @@ function sessionItem(session, menuOpen) {
   meta.append(el("span", "agent", session.agent_name || "No agent"), " · ", timeElement(session.updated_at));
   const count = el("span", "count", `${session.message_count} ${session.message_count === 1 ? "message" : "messages"}`);
   meta.append(" · ", count);
-  if (state.me.role === "admin" && !state.filter) meta.append(" · ", el("span", "owner", shortUser(session.user_id)));
+  if (state.me.role === "admin" && !state.filter) meta.append(" · ", el("span", "owner", userName(session.user_id)));
   button.append(top, meta);
   button.addEventListener("click", () => selectSession(session));
   item.append(button);
   // Only the owner may write a session: an admin reading a colleague's gets no menu.
-  if (session.user_id === state.me.user_id) item.append(sessionMenu(session, menuOpen));
+  if (owns(session)) item.append(sessionMenu(session, menuOpen));
   return item;
 }
 
@@ -422,17 +503,23 @@ function sessionMenu(session, open) {
   summary.setAttribute("aria-label", `Actions for ${session.title || "Untitled"}`);
   summary.dataset.focusKey = `menu:${session.session_id}`;
   const actions = el("div", "menu-items");
-  const action = (label, mode) => {
+  const action = (label, run) => {
     const button = el("button", "secondary", label);
     button.type = "button";
-    button.addEventListener("click", () => {
-      state.editing = { sessionId: session.session_id, mode, draft: session.title || "" };
-      renderSessions();
-      $("session-list").querySelector(`[data-focus-key="${mode}:${session.session_id}"]`)?.focus();
-    });
+    button.addEventListener("click", run);
     return button;
   };
-  actions.append(action("Rename", "rename"), action("Delete", "delete"));
+  const edit = (mode) => () => {
+    state.editing = { sessionId: session.session_id, mode, draft: session.title || "" };
+    renderSessions();
+    $("session-list").querySelector(`[data-focus-key="${mode}:${session.session_id}"]`)?.focus();
+  };
+  actions.append(
+    action(session.pinned ? "Unpin" : "Pin", () => updateSession(session, { pinned: !session.pinned })),
+    action(session.archived ? "Unarchive" : "Archive", () => updateSession(session, { archived: !session.archived })),
+    action("Rename", edit("rename")),
+    action("Delete", edit("delete")),
+  );
   menu.append(summary, actions);
   return menu;
 }
@@ -444,6 +531,7 @@ function editItem(session, editing) {
   const cancel = el("button", "secondary", "Cancel");
   cancel.type = "button";
   cancel.addEventListener("click", () => stopEditing(session));
+  const buttons = el("span", "row");
   if (editing.mode === "rename") {
     const id = `rename-${session.session_id}`;
     const label = el("label", "", "New title");
@@ -456,16 +544,13 @@ function editItem(session, editing) {
     input.addEventListener("input", () => {
       editing.draft = input.value;
     });
-    input.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") stopEditing(session);
-    });
     const save = el("button", "", "Save");
     save.type = "submit";
-    form.append(label, input, el("span", "row", ""));
-    form.lastChild.append(save, cancel);
+    buttons.append(save, cancel);
+    form.append(label, input, buttons);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      renameSession(session, input.value);
+      updateSession(session, { title: input.value.trim() || null });
     });
   } else {
     const count = session.message_count;
@@ -473,16 +558,16 @@ function editItem(session, editing) {
     const confirm = el("button", "danger", "Delete");
     confirm.type = "submit";
     confirm.dataset.focusKey = `delete:${session.session_id}`;
-    form.append(el("p", "question", question), el("span", "row", ""));
-    form.lastChild.append(confirm, cancel);
+    buttons.append(confirm, cancel);
+    form.append(el("p", "question", question), buttons);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       deleteSession(session);
     });
-    form.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") stopEditing(session);
-    });
   }
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") stopEditing(session);
+  });
   item.append(form);
   return item;
 }
@@ -490,15 +575,20 @@ function editItem(session, editing) {
 function stopEditing(session) {
   state.editing = null;
   renderSessions();
-  $("session-list").querySelector(`[data-focus-key="open:${session.session_id}"]`)?.focus();
+  focusSession(session.session_id);
 }
 
-async function renameSession(session, title) {
+function focusSession(sessionId) {
+  $("session-list").querySelector(`[data-focus-key="open:${sessionId}"]`)?.focus();
+}
+
+// PATCH a subset of {title, pinned, archived}; the answer is placed like a live event.
+async function updateSession(session, changes) {
   try {
-    const renamed = await api(`/sessions/${session.session_id}`, { method: "PATCH", body: { title: title.trim() || null } });
+    const updated = await api(`/sessions/${session.session_id}`, { method: "PATCH", body: changes });
     state.editing = null;
-    placeSession(renamed);
-    $("session-list").querySelector(`[data-focus-key="open:${session.session_id}"]`)?.focus();
+    placeSession(updated);
+    focusSession(session.session_id);
   } catch (error) {
     handle(error);
   }
@@ -511,6 +601,30 @@ async function deleteSession(session) {
     dropSession(session.session_id);
   } catch (error) {
     handle(error);
+  }
+}
+
+function renderBulkBar() {
+  const visible = new Set(state.groups.flatMap((group) => group.items.map((s) => s.session_id)));
+  for (const id of state.checked) if (!visible.has(id)) state.checked.delete(id);
+  const count = state.checked.size;
+  $("bulk-bar").hidden = count === 0;
+  $("bulk-count").textContent = `${count} selected`;
+}
+
+async function archiveSelected() {
+  const ids = [...state.checked];
+  const button = $("archive-selected");
+  button.disabled = true;
+  try {
+    const { archived } = await api("/sessions/archive", { method: "POST", body: { session_ids: ids } });
+    state.checked.clear();
+    await reloadSessions();
+    $("sidebar-status").textContent = `Archived ${archived} ${archived === 1 ? "session" : "sessions"}.`;
+  } catch (error) {
+    handle(error);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -539,7 +653,7 @@ function liveEvent({ type, data }) {
   } catch {
     return;
   }
-  if (type === "session") placeSession(payload, { live: true });
+  if (type === "session") placeSession(payload);
   else if (type === "session_deleted") dropSession(payload.session_id);
   else if (type === "message") addMessage(payload);
   else if (type === "resync") resync();
@@ -547,9 +661,10 @@ function liveEvent({ type, data }) {
 
 // Nothing is replayed after a reconnection: re-read the sidebar and the open chat.
 async function resync() {
-  await reloadSessions(state.sessions.length);
+  await reloadSessions();
   if (!state.selected) return;
-  state.selected = state.sessions.find((s) => s.session_id === state.selected.session_id) || state.selected;
+  const found = state.groups.flatMap((group) => group.items).find((s) => s.session_id === state.selected.session_id);
+  state.selected = found || state.selected;
   state.messages = [];
   await loadMessages();
 }
@@ -562,30 +677,50 @@ function before(a, b) {
   return x === y ? a.session_id > b.session_id : x > y;
 }
 
-// A session created or changed (by this page or, live, by any other client): updated in place and moved
-// where the list's order (newest update first) puts it. One the sidebar does not hold yet is re-read
-// from the API, which knows whether it is new and where the loaded pages end.
-function placeSession(session, { live = false } = {}) {
-  const index = state.sessions.findIndex((s) => s.session_id === session.session_id);
-  if (index < 0) {
-    if (live) reloadSessions(state.sessions.length + 1);
-    return;
-  }
-  state.sessions.splice(index, 1);
-  const at = state.sessions.findIndex((s) => before(session, s));
-  state.sessions.splice(at < 0 ? state.sessions.length : at, 0, session);
+// A session created or changed (by this page or, live, by any other client): updated in place, moved
+// where the order (newest update first) puts it, and out of a group it no longer belongs to (pinned,
+// archived). A group that should hold it but does not yet is re-read: the API knows whether it is new
+// and where the loaded pages end.
+function placeSession(session) {
   if (state.selected?.session_id === session.session_id) {
     state.selected = session;
     renderChatHeader();
   }
+  const groups = state.groups;
+  const stale = [];
+  for (const group of groups) {
+    const index = group.items.findIndex((s) => s.session_id === session.session_id);
+    const belongs = group.accepts(session);
+    if (index >= 0) group.items.splice(index, 1);
+    if (index >= 0 && !belongs) group.total = Math.max(0, group.total - 1);
+    if (!belongs) continue;
+    if (index < 0) {
+      stale.push(group);
+      continue;
+    }
+    const at = group.items.findIndex((s) => before(session, s));
+    if (at >= 0) group.items.splice(at, 0, session);
+    else if (!group.cursor) group.items.push(session); // past the loaded pages it comes with the next one
+  }
   renderSessions();
+  if (stale.length) refresh(groups, stale);
+}
+
+async function refresh(groups, stale) {
+  try {
+    await Promise.all(stale.map((group) => reloadGroup(group, group.items.length + 1)));
+  } catch (error) {
+    handle(error);
+    return;
+  }
+  if (groups === state.groups) renderSessions();
 }
 
 function dropSession(sessionId) {
-  const index = state.sessions.findIndex((s) => s.session_id === sessionId);
-  if (index >= 0) {
-    state.sessions.splice(index, 1);
-    state.total = Math.max(0, state.total - 1);
+  const group = state.groups.find((g) => g.items.some((s) => s.session_id === sessionId));
+  if (group) {
+    group.items = group.items.filter((s) => s.session_id !== sessionId);
+    group.total = Math.max(0, group.total - 1);
   }
   if (state.editing?.sessionId === sessionId) state.editing = null;
   if (state.selected?.session_id === sessionId) {
@@ -594,22 +729,15 @@ function dropSession(sessionId) {
     $("chat-placeholder").textContent = "That session was deleted.";
   }
   renderSessions();
+  if (!group) refresh(state.groups, state.groups); // not loaded here: only the API knows which total moves
 }
 
-function addMessage(message) {
-  if (state.selected?.session_id !== message.session_id) return;
-  if (state.messages.some((m) => m.message_id === message.message_id)) return;
-  if (state.messagesHaveMore) return; // not loaded up to the end: it comes with the next page
-  state.messages.push(message);
-  renderChat();
-}
-
-// ---------- the conversation pane ----------
+// ---------- the conversation pane: newest messages first read, older ones on scrolling up ----------
 
 async function selectSession(session) {
   state.selected = session;
   state.messages = [];
-  state.messagesHaveMore = false;
+  state.olderCursor = null;
   for (const button of document.querySelectorAll(".session")) {
     if (button.dataset.sessionId === session.session_id) button.setAttribute("aria-current", "true");
     else button.removeAttribute("aria-current");
@@ -621,15 +749,12 @@ async function selectSession(session) {
   await loadMessages();
 }
 
+// The newest page (order=desc), shown oldest first, scrolled to the end.
 async function loadMessages() {
   const session = state.selected;
+  let page;
   try {
-    const params = new URLSearchParams({ limit: String(MESSAGE_PAGE), offset: String(state.messages.length) });
-    const page = await api(`/sessions/${session.session_id}/messages?${params}`);
-    if (state.selected !== session) return; // another session was picked meanwhile
-    const seen = new Set(state.messages.map((m) => m.message_id)); // a live one may have come first
-    state.messages.push(...page.messages.filter((m) => !seen.has(m.message_id)));
-    state.messagesHaveMore = page.has_more;
+    page = await api(`/sessions/${session.session_id}/messages?order=desc&limit=${MESSAGE_PAGE}`);
   } catch (error) {
     if (state.selected === session) {
       state.selected = null;
@@ -637,18 +762,64 @@ async function loadMessages() {
     }
     handle(error);
     // A session that vanished (deleted elsewhere) leaves the sidebar too.
-    if (error instanceof ApiError && error.status === 404) await reloadSessions(state.sessions.length);
+    if (error instanceof ApiError && error.status === 404) dropSession(session.session_id);
     return;
   }
+  if (state.selected !== session) return; // another session was picked meanwhile
+  const newer = state.messages; // live ones that came while this page was read
+  const seen = new Set(page.messages.map((m) => m.message_id));
+  state.messages = [...page.messages.reverse(), ...newer.filter((m) => !seen.has(m.message_id))];
+  state.olderCursor = page.next_cursor;
   renderChat();
+  const history = $("history");
+  history.scrollTop = history.scrollHeight;
+}
+
+async function loadOlder() {
+  const session = state.selected;
+  if (!session || !state.olderCursor || state.loadingOlder) return;
+  state.loadingOlder = true;
+  try {
+    const params = new URLSearchParams({ order: "desc", limit: String(MESSAGE_PAGE), cursor: state.olderCursor });
+    const page = await api(`/sessions/${session.session_id}/messages?${params}`);
+    if (state.selected !== session) return;
+    const history = $("history");
+    const fromBottom = history.scrollHeight - history.scrollTop;
+    const seen = new Set(state.messages.map((m) => m.message_id));
+    state.messages.unshift(...page.messages.reverse().filter((m) => !seen.has(m.message_id)));
+    state.olderCursor = page.next_cursor;
+    renderChat();
+    history.scrollTop = history.scrollHeight - fromBottom; // the same message stays in view
+  } catch (error) {
+    handle(error);
+  } finally {
+    state.loadingOlder = false;
+  }
+}
+
+// Scrolling up to the "Load older messages" button loads them.
+const nearTop = new IntersectionObserver((entries) => {
+  if (entries.some((entry) => entry.isIntersecting)) loadOlder();
+});
+
+function addMessage(message) {
+  if (state.selected?.session_id !== message.session_id) return;
+  if (state.messages.some((m) => m.message_id === message.message_id)) return;
+  const history = $("history");
+  const atEnd = history.scrollHeight - history.scrollTop - history.clientHeight < 40;
+  state.messages.push(message);
+  renderChat();
+  if (atEnd) history.scrollTop = history.scrollHeight;
 }
 
 function renderChatHeader() {
   const session = state.selected;
   $("chat-title").textContent = session.title || "Untitled";
-  const owner = state.me.role === "admin" ? ` · owner: ${shortUser(session.user_id)}` : "";
+  const owner = state.me.role === "admin" ? ` · owner: ${userName(session.user_id)}` : "";
   const count = Math.max(session.message_count, state.messages.length);
-  $("chat-meta").textContent = `${session.agent_name || "No agent"} · ${count} ${count === 1 ? "message" : "messages"}${owner}`;
+  const flags = [session.pinned ? " · pinned" : "", session.archived ? " · archived" : ""].join("");
+  $("chat-meta").textContent =
+    `${session.agent_name || "No agent"} · ${count} ${count === 1 ? "message" : "messages"}${flags}${owner}`;
 }
 
 function renderChat() {
@@ -658,7 +829,10 @@ function renderChat() {
   const list = $("message-list");
   list.replaceChildren();
   $("chat-placeholder").hidden = Boolean(session);
-  $("load-more-messages").hidden = !session || !state.messagesHaveMore;
+  const older = $("load-older");
+  older.hidden = !session || !state.olderCursor;
+  nearTop.disconnect();
+  if (!older.hidden) nearTop.observe(older);
   if (!session) {
     $("chat-title").textContent = "Select a session";
     $("chat-meta").textContent = "";
@@ -676,7 +850,7 @@ function renderChat() {
     list.append(item);
   }
   if (state.messages.length === 0) list.append(el("li", "empty", "No messages yet. Write the first one below."));
-  const own = session.user_id === state.me.user_id;
+  const own = owns(session);
   $("composer").hidden = !own;
   $("readonly-note").hidden = own;
 }
@@ -703,10 +877,14 @@ async function sendMessage(event) {
     });
     input.value = "";
     addMessage(message); // unless its live event came first
-    await reloadSessions(state.sessions.length);
-    state.selected = state.sessions.find((s) => s.session_id === session.session_id) || session;
-    renderSessions();
-    renderChat();
+    await reloadSessions();
+    const found = state.groups.flatMap((group) => group.items).find((s) => s.session_id === session.session_id);
+    if (found && state.selected?.session_id === session.session_id) {
+      state.selected = found;
+      renderChatHeader();
+    }
+    const history = $("history");
+    history.scrollTop = history.scrollHeight;
   } catch (error) {
     handle(error);
   } finally {
@@ -722,8 +900,9 @@ async function newSession(event) {
   button.disabled = true;
   try {
     const created = await api("/sessions", { method: "POST", body: agentId ? { agent_id: agentId } : {} });
-    await reloadSessions(state.sessions.length + 1);
-    await selectSession(state.sessions.find((s) => s.session_id === created.session_id) || created);
+    if (state.view !== "sessions") await switchView("sessions");
+    else await reloadSessions();
+    await selectSession(created);
     $("message-input").focus();
   } catch (error) {
     handle(error);
@@ -732,7 +911,7 @@ async function newSession(event) {
   }
 }
 
-// Arrow keys move between sessions; Home/End jump to the first/last one.
+// Arrow keys move between sessions (across the groups); Home/End jump to the first/last one; Enter opens.
 function sessionKeys(event) {
   const buttons = [...document.querySelectorAll(".session")];
   const index = buttons.indexOf(document.activeElement);
@@ -767,8 +946,7 @@ function init() {
   });
   $("signout").addEventListener("click", () => signOut());
   $("banner-close").addEventListener("click", hideBanner);
-  $("load-more").addEventListener("click", loadMore);
-  $("load-more-messages").addEventListener("click", loadMessages);
+  $("load-older").addEventListener("click", loadOlder);
   $("composer").addEventListener("submit", sendMessage);
   $("message-input").addEventListener("input", () => {
     $("composer-hint").textContent = "";
@@ -779,12 +957,20 @@ function init() {
   });
   $("new-session-form").addEventListener("submit", newSession);
   $("session-list").addEventListener("keydown", sessionKeys);
+  $("view-sessions").addEventListener("click", () => switchView("sessions"));
+  $("view-archived").addEventListener("click", () => switchView("archived"));
+  $("archive-selected").addEventListener("click", archiveSelected);
+  $("clear-selection").addEventListener("click", () => {
+    state.checked.clear();
+    renderSessions();
+  });
   $("user-filter").addEventListener("change", async (event) => {
     state.filter = event.target.value;
     state.selected = null;
+    state.groups = viewGroups();
     renderChat();
     await startLive();
-    await reloadSessions(PAGE_SIZE);
+    await reloadSessions();
   });
   window.addEventListener("unhandledrejection", (event) => {
     event.preventDefault();
