@@ -57,7 +57,11 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of unpadded base64url ``text`` in its one canonical spelling (else ``ValueError``)."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError(text)
+    return data
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:
