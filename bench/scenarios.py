@@ -28,7 +28,7 @@ from app.db.context import set_context
 from app.db.transaction import Limits
 from app.main import create_app
 from app.messages.queries import add_statement, history_statement
-from app.sessions.queries import list_statement
+from app.sessions.queries import Filters, list_statement
 from app.settings import Settings
 from bench import harness
 from bench.generate import TENANTS, Loaded
@@ -107,7 +107,12 @@ def replay(tenant_id: str, user_id: str, queries: Sequence[tuple[str, list[Any]]
 def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
     """The list request's transaction."""
     statement = list_statement(
-        UUID(tenant_id), UUID(owner) if owner else None, limit=limit, offset=offset, sort_by="updated_at", order="desc"
+        UUID(tenant_id),
+        Filters(user_id=UUID(owner) if owner else None),
+        limit=limit,
+        offset=offset,
+        sort_by="updated_at",
+        order="desc",
     )
     return replay(tenant_id, user_id, [_compiled(*statement)])
 
