@@ -24,7 +24,12 @@ async def sign_in(page: Page, url: str, user: TestUser) -> None:
     await expect(page.locator("#who")).to_contain_text(user.email)
 
 
-async def api_sessions(url: str, user: TestUser, **params: int) -> dict[str, Any]:
+async def scroll_sidebar_to_end(page: Page) -> None:
+    """Scroll the sidebar down, as a reader does, to its end."""
+    await page.locator("#sidebar").evaluate("(sidebar) => sidebar.scrollTo(0, sidebar.scrollHeight)")
+
+
+async def api_sessions(url: str, user: TestUser, **params: int | str) -> dict[str, Any]:
     """The API's own answer, to compare the page with."""
     async with httpx.AsyncClient(base_url=url, headers=user.headers) as http:
         response = await http.get(f"/api/{user.tenant_id}/sessions", params=params)
@@ -70,7 +75,7 @@ async def test_sign_in_list_load_more_and_read_history(page: Page, live_server: 
     await expect(page.locator(".session").first).to_contain_text("DebtAgent")
     await expect(page.locator(".session").first).to_contain_text("hours ago")
     # Markup in a title is shown as text, never parsed.
-    await expect(page.get_by_text(XSS_TITLE)).to_be_visible()
+    await expect(page.get_by_text(XSS_TITLE, exact=True)).to_be_visible()
     assert await page.locator("#session-list img, #session-list b").count() == 0
     await screenshot(page, "sidebar")
     unlabelled = await page.evaluate(
@@ -78,9 +83,11 @@ async def test_sign_in_list_load_more_and_read_history(page: Page, live_server: 
     )
     assert unlabelled == []
 
-    await page.get_by_role("button", name="Load more").click()
+    # Infinite scroll: the next page (by cursor) comes when the end of the sidebar scrolls into view.
+    await expect(page.get_by_role("button", name="Load more")).to_be_attached()
+    await scroll_sidebar_to_end(page)
     await expect(titles).to_have_count(13)
-    second = await api_sessions(live_server, carol, limit=10, offset=10)
+    second = await api_sessions(live_server, carol, limit=10, cursor=first["next_cursor"])
     assert await titles.all_text_contents() == shown(first["sessions"] + second["sessions"])
     await expect(page.get_by_role("button", name="Load more")).to_be_hidden()
 
@@ -115,7 +122,7 @@ async def test_sign_in_list_load_more_and_read_history(page: Page, live_server: 
 async def test_send_message_and_new_session(page: Page, live_server: str, carol: TestUser) -> None:
     await sign_in(page, live_server, carol)
     await expect(page.locator(".session")).to_have_count(10)
-    await page.get_by_role("button", name="Load more").click()
+    await scroll_sidebar_to_end(page)
     await expect(page.locator(".session")).to_have_count(13)
     last = (await api_sessions(live_server, carol, limit=1, offset=12))["sessions"][0]
     await page.locator(f'.session[data-session-id="{last["session_id"]}"]').click()

@@ -335,16 +335,18 @@ async function readPage(group, limit, cursor) {
   return api(`/sessions?${params}`);
 }
 
-// Re-read a group's first `count` sessions (at least a page), replacing what it held.
+// Re-read a group's first `count` sessions (at least a page), replacing what it held; of reads that
+// overlap (a write's and its live event's), the one started last wins.
 async function reloadGroup(group, count) {
   const wanted = Math.max(group.key === "pinned" ? PINNED_PAGE : PAGE_SIZE, count);
+  const ticket = (group.ticket = (group.ticket || 0) + 1);
   const items = [];
   let page = { next_cursor: null };
   do {
     page = await readPage(group, Math.min(100, wanted - items.length), page.next_cursor);
     items.push(...page.sessions);
   } while (page.next_cursor && items.length < wanted);
-  Object.assign(group, { items, total: page.total, cursor: page.next_cursor });
+  if (ticket === group.ticket) Object.assign(group, { items, total: page.total, cursor: page.next_cursor });
 }
 
 // Re-read every group of the view, keeping as many sessions as each had loaded.
@@ -901,7 +903,7 @@ async function newSession(event) {
   try {
     const created = await api("/sessions", { method: "POST", body: agentId ? { agent_id: agentId } : {} });
     if (state.view !== "sessions") await switchView("sessions");
-    else await reloadSessions();
+    else placeSession(created);
     await selectSession(created);
     $("message-input").focus();
   } catch (error) {
