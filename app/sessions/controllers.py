@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
 from app.inputs import OFFSET_MAX, Id, invalid
-from app.sessions import queries
+from app.sessions import queries, search
 from app.sessions.schemas import Order, SessionCreate, SessionInfo, SessionListResponse, SessionUpdate, SortBy
 from app.users.schemas import UserInfo
 
@@ -65,6 +65,15 @@ class SessionController(Controller):
         offset: Annotated[int, QueryParameter(ge=0, le=OFFSET_MAX, description="Rows to skip, ≥ 0")] = 0,
         sort_by: Annotated[SortBy, QueryParameter(description="Sort key")] = "updated_at",
         order: Annotated[Order, QueryParameter(description="Sort direction")] = "desc",
+        q: Annotated[
+            str | None,
+            QueryParameter(
+                description=(
+                    "Search, 1–200 characters after trimming: sessions whose title, or one single message, "
+                    "has a word beginning with each word of `q` (letters and digits; case-insensitive)"
+                )
+            ),
+        ] = None,
     ) -> SessionListResponse:
         owner: UUID | None
         if user.is_admin:
@@ -73,6 +82,11 @@ class SessionController(Controller):
             owner = user.user_id
         else:
             raise PermissionDeniedException(detail="a supporter may only list their own sessions")
+        if q is not None:
+            terms = search.parse_q(q)
+            return await search.search_sessions(
+                tenant_id, owner, terms, limit=limit, offset=offset, sort_by=sort_by, order=order
+            )
         return await queries.list_sessions(tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order)
 
     @post(

@@ -25,16 +25,18 @@ class SessionInfo(msgspec.Struct, frozen=True):
     updated_at: datetime
     message_count: int
     is_active: bool
+    snippet: str | None = None  # search results only: plain text around the first matched word
 
 
 class SessionListResponse(msgspec.Struct, frozen=True):
-    """A page of sessions; ``has_more`` = ``offset + len(sessions) < total``."""
+    """A page of sessions; ``has_more`` = ``offset + len(sessions) < total`` (a capped search: another page exists)."""
 
     sessions: list[SessionInfo]
     total: int
     limit: int
     offset: int
     has_more: bool
+    total_capped: bool = False  # a search with more than 1,000 matches: total is 1,000
 
 
 TITLE_MAX = 255
