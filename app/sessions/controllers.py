@@ -17,7 +17,7 @@ from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
 from app.cursors import CURSOR_MAX, bind_offset, cursor_key, make_cursor, read_cursor
 from app.inputs import OFFSET_MAX, Id, body_error, invalid
-from app.sessions import queries
+from app.sessions import queries, search
 from app.sessions.schemas import (
     Archived,
     ArchiveResult,
@@ -101,6 +101,15 @@ class SessionController(Controller):
             Id | None, QueryParameter(description="Only this agent's sessions (not an agent of the tenant: none)")
         ] = None,
         cursor: Cursor = None,
+        q: Annotated[
+            str | None,
+            QueryParameter(
+                description=(
+                    "Search, 1–200 characters after trimming: sessions whose title, or one single message, "
+                    "has a word beginning with each word of `q` (letters and digits; case-insensitive)"
+                )
+            ),
+        ] = None,
     ) -> SessionListResponse:
         owner: UUID | None
         if user.is_admin:
@@ -109,6 +118,11 @@ class SessionController(Controller):
             owner = user.user_id
         else:
             raise PermissionDeniedException(detail="a supporter may only list their own sessions")
+        if q is not None:
+            terms = search.parse_q(q)
+            return await search.search_sessions(
+                tenant_id, owner, terms, limit=limit, offset=offset, sort_by=sort_by, order=order
+            )
         bind_offset(cursor, offset)
         filters = queries.Filters(user_id=owner, archived=archived, pinned=pinned, agent_id=agent_id)
         bound = {**filters.bound(), "sort_by": sort_by, "order": order}

@@ -53,7 +53,7 @@ class Route:
 
 
 ATTACKS = (
-    Route("GET", "sessions", 200, query=("user_id", "limit", "offset", "sort_by", "order")),
+    Route("GET", "sessions", 200, query=("user_id", "limit", "offset", "sort_by", "order", "q")),
     Route("GET", "me", 200),
     Route("GET", "agents", 200),
     Route("POST", "sessions", 201, body={"title": "attack"}, body_fields=("title", "agent_id")),

@@ -147,8 +147,11 @@ PLANTS: dict[str, Plant] = {
     ),
     # Issue 9: GRANT TRUNCATE ON messages TO PUBLIC.
     "unexpected_grant": plant(
-        "GRANT TRUNCATE ON public.messages TO PUBLIC",
-        findings={("unexpected_grant", "TRUNCATE on public.messages to PUBLIC")},
+        "GRANT TRUNCATE ON public.messages, public.search_words TO PUBLIC",  # search_words references messages
+        findings={
+            ("unexpected_grant", "TRUNCATE on public.messages to PUBLIC"),
+            ("unexpected_grant", "TRUNCATE on public.search_words to PUBLIC"),
+        },
     ),
     "unexpected_grant (beyond the files)": plant(
         "GRANT UPDATE (content) ON public.messages TO chat_runtime",

@@ -26,6 +26,7 @@ from tests.security.plants import PLANTS, drop_peeker, expected, peeker, stateme
 TENANT_TABLES = [
     "public.agent_configs",
     "public.messages",
+    "public.search_words",
     "public.session_counts",
     "public.sessions",
     "public.tenants",
@@ -60,7 +61,7 @@ def test_clean_copy_has_only_the_migrator_warning(throwaway: Throwaway) -> None:
     assert [(f.name, f.level) for f in report.findings] == [("migrator", "WARN")]  # the suite's owner: a superuser
     assert "is a superuser" in report.findings[0].detail
     assert report.tenant_tables == TENANT_TABLES
-    assert report.policies == 21
+    assert report.policies == 26
     assert report.runtime_roles == [throwaway.role, "chat_runtime"]
     table = render_table(report)
     assert table.endswith("clean: no errors (1 warning)")
@@ -131,6 +132,8 @@ def test_the_findings_say_what_is_wrong(planted: Throwaway) -> None:
     }
     assert details(report, "unexpected_grant") == {
         "TRUNCATE on public.messages to PUBLIC": "TRUNCATE ignores row-level security; rls_policies/ grants no"
+        " such privilege",
+        "TRUNCATE on public.search_words to PUBLIC": "TRUNCATE ignores row-level security; rls_policies/ grants no"
         " such privilege",
         "SELECT on public.notes to chat_runtime": "not granted by rls_policies/",
     }

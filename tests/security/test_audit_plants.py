@@ -604,11 +604,11 @@ async def test_truncate_to_public_lets_one_tenants_context_wipe_another_tenants_
         async with runtime.transaction():
             await set_context(runtime, a.tenant_id, a.alice.user_id)
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await runtime.execute("TRUNCATE messages")
+                await runtime.execute("TRUNCATE messages, search_words")
         await copy.plant("unexpected_grant")
         async with runtime.transaction():
             await set_context(runtime, a.tenant_id, a.alice.user_id)
-            await runtime.execute("TRUNCATE messages")
+            await runtime.execute("TRUNCATE messages, search_words")
     finally:
         await runtime.close()
     assert await messages_of(copy.owner, b) == []
@@ -670,7 +670,7 @@ def test_with_a_plain_migrator_the_audit_is_clean_without_warnings(plain: tuple[
     report = asyncio.run(run_audit(migrator.dsn, migrator.role))
     assert report.findings == []
     assert report.runtime_roles == [migrator.role, "chat_runtime"]
-    assert len(report.tenant_tables) == 6
+    assert len(report.tenant_tables) == 7
 
 
 async def test_with_a_plain_owner_force_confines_a_definer_function_to_the_callers_tenant(

@@ -23,6 +23,28 @@ from tests.factories import TestTenant, TestUser, World
 from tests.security.attack import READS, Route, foreign_markers, leaks
 
 MAX_EXAMPLES = 1000
+# Search texts: words of the victims' titles and messages (``make_tenant``), their emails' parts,
+# hostile spellings of them, and texts without a word (400).
+SEARCHES = [
+    "message",
+    "mess 0",
+    "A message",
+    "B message",
+    "session",
+    "sess 1",
+    "example test",
+    "supporter",
+    "admin",
+    "A",
+    "B",
+    "0",
+    "%message%",
+    "mess:*",
+    "message & 0 | !(",
+    "' OR 1=1 --",
+    "ses_sion",
+]
+NO_TERM = ["%", ":*", "&|!(", "🎉", "   ", "'"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +69,9 @@ def expected(world: World, draw: Draw) -> int:
         return 403
     if draw.route.path == "sessions":
         named = draw.params.get("user_id")
-        return 403 if user.role != "admin" and named not in (None, str(user.user_id)) else 200
+        if user.role != "admin" and named not in (None, str(user.user_id)):
+            return 403
+        return 400 if draw.params.get("q") in NO_TERM else 200
     if draw.route.by_session:
         tenant = tenant_of(world, user)
         readable = tenant.all_session_ids if user.role == "admin" else set(tenant.sessions[user.user_id])
@@ -78,6 +102,8 @@ def draws(world: World) -> st.SearchStrategy[Draw]:
         if "sort_by" in route.query:
             params["sort_by"] = draw(st.sampled_from(["updated_at", "created_at"]))
             params["order"] = draw(st.sampled_from(["asc", "desc"]))
+        if "q" in route.query and draw(st.booleans()):
+            params["q"] = draw(st.sampled_from(SEARCHES + NO_TERM))
         return Draw(attacker, path_tenant, route, draw(st.sampled_from(sessions)), params)
 
     return one()

@@ -1,7 +1,8 @@
 """Hostile values in every query parameter, path segment and body field: 400 or 404, never 500, never a leak.
 
 Free-text fields (titles, message content) are the exception by design: any text without a
-NUL byte is valid there, and must come back exactly as sent (the SQL is parameterised).
+NUL byte is valid there, and must come back exactly as sent (the SQL is parameterised). So is
+the search text ``q``: hostile text with a word in it is a search (200) for those words only.
 Each id and integer has one spelling (``app/inputs.py``): a canonical ASCII UUID, plain ASCII
 digits; another spelling of a real id is refused, so a proxy keyed on the raw URL can't be fooled.
 """
@@ -15,6 +16,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 
+from app.sessions.search import terms_of, words_with_positions
 from tests.factories import World, create_session, other_spellings
 from tests.security.attack import BY_SESSION, MOUNTED, Route, foreign_markers, leaks
 
@@ -65,10 +67,18 @@ def case_id(case: Any) -> str:
 async def test_hostile_query_parameter_is_400(client, victims: World, route: Route, name: str, key: str) -> None:
     user = victims.a.admin
     url = route.url(victims.a.tenant_id, victims.a.sessions[user.user_id][0])
-    response = await client.request(route.method, url, headers=user.headers, params={name: HOSTILE[key]})
-    assert response.status_code == 400, response.text
-    assert name in response.json()["detail"]
+    value = HOSTILE[key]
+    response = await client.request(route.method, url, headers=user.headers, params={name: value})
     assert not leaks(response.text, foreign_markers(victims, user))
+    searched = name == "q" and "\x00" not in value and 0 < len(value.strip()) <= 200 and terms_of(value)
+    if not searched:
+        assert response.status_code == 400, response.text
+        assert name in response.json()["detail"]
+        return
+    assert response.status_code == 200, response.text
+    for hit in response.json()["sessions"]:  # every hit holds every term (its snippet at least one): no match-all
+        words = {w for _, w in words_with_positions(hit["snippet"].lower())}
+        assert any(w.startswith(t) for t in terms_of(value) for w in words), (value, hit)
 
 
 @pytest.mark.parametrize("route", MOUNTED, ids=str)

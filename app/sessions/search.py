@@ -1,0 +1,270 @@
+"""Search (``q``): sessions whose title, or one single message, has every term as a word prefix.
+
+The words live in ``search_words`` (rls_policies/search_words.sql), one row per distinct
+word of a title or message, read under the same policies as the sessions and messages. A
+term ``t`` is the B-tree range ``word >= t AND word < t_next`` in the C collation: those
+comparisons are leakproof, so they stay index conditions under RLS (``@@``, ``LIKE`` and
+``&&`` would not). Two plans, chosen by how many words each term's range holds (capped):
+
+- *driven*: a term with at most ``DRIVE_MAX`` words names every candidate session; each is
+  checked for all terms in one unit (its title or one message), then sorted and paged;
+- *walk*: every term is common, so the sessions are walked in the requested order and each
+  is probed by index until the page (and the count, up to ``TOTAL_MAX``) is full.
+
+Either way the work is bounded by ``DRIVE_MAX`` words or ``TOTAL_MAX`` matches, not by the
+tenant's size.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+from uuid import UUID
+
+import msgspec
+
+from app.inputs import NUL_WORDS, invalid
+from app.sessions.schemas import Order, SessionInfo, SessionListResponse, SortBy
+from app.tables import Session
+
+Q_MAX = 200  # characters of q, after trimming
+WORD_MAX = 64  # characters of a word that are indexed (rls_policies/search_words.sql cuts words the same way)
+TOTAL_MAX = 1000  # matches counted exactly; beyond, total is TOTAL_MAX and total_capped is true
+DRIVE_MAX = 2000  # the most words of one term that the driven plan reads
+SNIPPET_MAX = 200
+SNIPPET_BEFORE = 40  # characters of context before the first matched word
+_SPACE = re.compile(r"\s+")
+
+Statement = tuple[str, tuple[object, ...]]
+
+
+def _is_word_char(char: str) -> bool:
+    """A Unicode letter or decimal digit (ICU's ``u_isalnum``, what the database's tokenizer uses)."""
+    category = unicodedata.category(char)
+    return category[0] == "L" or category == "Nd"
+
+
+def words_with_positions(text: str) -> list[tuple[int, str]]:
+    """The words of ``text`` (maximal runs of letters and digits), lower-cased, with where each starts."""
+    found: list[tuple[int, str]] = []
+    start = -1
+    for index, char in enumerate(text + " "):
+        if _is_word_char(char):
+            start = index if start < 0 else start
+        elif start >= 0:
+            found.append((start, text[start:index].lower()))
+            start = -1
+    return found
+
+
+def terms_of(q: str) -> list[str]:
+    """The search terms of ``q``: its words cut at ``WORD_MAX``, without those a longer term starts with.
+
+    A term that begins another term matches whatever that one matches, so it adds nothing.
+    """
+    words = sorted({word[:WORD_MAX] for _, word in words_with_positions(q.lower())}, key=len, reverse=True)
+    terms: list[str] = []
+    for word in words:
+        if not any(term.startswith(word) for term in terms):
+            terms.append(word)
+    return sorted(terms)
+
+
+def parse_q(q: str) -> list[str]:
+    """The terms of the query parameter ``q``; a 400 naming ``q`` when it is blank, too long or has no term."""
+    text = q.strip()
+    if "\x00" in text:
+        raise invalid("q", NUL_WORDS, "query")
+    if not text:
+        raise invalid("q", "must not be blank", "query")
+    if len(text) > Q_MAX:
+        raise invalid("q", f"must be at most {Q_MAX} characters", "query")
+    terms = terms_of(text)
+    if not terms:
+        raise invalid("q", "must contain a word: a letter or a digit", "query")
+    return terms
+
+
+def _after(term: str) -> str:
+    """The smallest string greater than every string ``term`` begins (its last code point + 1)."""
+    point = ord(term[-1]) + 1
+    if 0xD800 <= point <= 0xDFFF:  # surrogates are no characters: skip to the next one
+        point = 0xE000
+    return term[:-1] + chr(point)
+
+
+# The terms as a table (lo, hi): a word starts with the term when lo <= word < hi.
+_TERMS = "terms AS (SELECT lo, hi FROM unnest({}::text[], {}::text[]) AS t(lo, hi))"
+
+
+def _unit_match(session: str, several: bool) -> str:
+    """The units (title: message_id NULL, or one message) of ``session`` holding a word of every term."""
+    if not several:
+        return f"""
+            SELECT w.message_id FROM terms, search_words w
+            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi
+        """
+    return f"""
+        SELECT u.message_id
+        FROM terms CROSS JOIN LATERAL (
+            SELECT DISTINCT w.message_id FROM search_words w
+            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi
+        ) u
+        GROUP BY u.message_id
+        HAVING count(*) = (SELECT count(*) FROM terms)
+    """
+
+
+def _owner(alias: str, by_user: bool) -> str:
+    where = f"{alias}.tenant_id = {{}}"
+    return where + f" AND {alias}.user_id = {{}}" if by_user else where
+
+
+# The page's sessions with their agent and the text the snippet is cut from: the first message
+# (oldest) holding every term, else the title.
+_PAGE_INFO = """
+    SELECT p.session_id, p.user_id, p.title, a.name AS agent_name,
+           p.created_at, p.updated_at, p.message_count, p.pinned, p.archived,
+           coalesce(p.last_message_at, p.created_at) > now() - interval '24 hours' AS is_active,
+           coalesce(unit.content, p.title) AS snippet_source
+    FROM page_ids CROSS JOIN LATERAL (
+        SELECT * FROM sessions p WHERE p.session_id = page_ids.session_id AND p.tenant_id = {{}} OFFSET 0
+    ) p
+    LEFT JOIN agent_configs a ON a.agent_id = p.agent_id
+    LEFT JOIN LATERAL (
+        SELECT m.content FROM ({match}) hit LEFT JOIN messages m ON m.message_id = hit.message_id
+        ORDER BY m.created_at NULLS LAST, m.message_id LIMIT 1
+    ) unit ON true
+"""
+
+
+@cache
+def _search_sql(by_user: bool, driven: bool, several: bool, sort_by: SortBy, order: Order) -> str:
+    """The search: the capped count and the page in one round trip (one row per page session,
+    or one row of ``total`` alone). Placeholders: lo[], hi[], then the plan's (see ``search_statement``)."""
+    direction = "DESC" if order == "desc" else "ASC"
+    sort = f"{sort_by} {direction}, session_id {direction}"
+    if driven:
+        verify = f"WHERE EXISTS ({_unit_match('c.session_id', several)})" if several else ""
+        hits = f"""
+            candidates AS (
+                SELECT DISTINCT w.session_id FROM search_words w
+                WHERE {_owner("w", by_user)} AND w.word >= {{}} AND w.word < {{}}
+            ), verified AS MATERIALIZED (
+                SELECT c.session_id FROM candidates c {verify}
+            ), hits AS (  -- each by its primary key (a lateral subquery the planner can't turn into a scan)
+                SELECT s.* FROM verified v CROSS JOIN LATERAL (
+                    SELECT s.session_id, s.{sort_by} FROM sessions s
+                    WHERE s.session_id = v.session_id AND {_owner("s", by_user)} OFFSET 0
+                ) s
+            ), counted AS (SELECT count(*) AS total FROM (SELECT 1 FROM hits LIMIT {TOTAL_MAX + 1}) x),
+            page_ids AS (SELECT session_id, {sort_by} FROM hits ORDER BY {sort} LIMIT {{}} OFFSET {{}})
+        """
+    else:
+        walk = f"FROM sessions s WHERE {_owner('s', by_user)} AND EXISTS ({_unit_match('s.session_id', several)})"
+        hits = f"""
+            counted AS (SELECT count(*) AS total FROM (SELECT 1 {walk} LIMIT {TOTAL_MAX + 1}) x),
+            page_ids AS (SELECT s.session_id, s.{sort_by} {walk} ORDER BY s.{sort} LIMIT {{}} OFFSET {{}})
+        """
+    return f"""
+        WITH {_TERMS}, {hits}
+        SELECT counted.total, l.*
+        FROM counted LEFT JOIN ({_PAGE_INFO.format(match=_unit_match("p.session_id", several))}) l ON true
+        ORDER BY l.{sort}
+    """
+
+
+# How many words each term's range holds, up to DRIVE_MAX + 1 (an index-only count per term).
+_RANGES_SQL = """
+    SELECT (SELECT count(*) FROM (
+               SELECT 1 FROM search_words w WHERE {owner} AND w.word >= t.lo AND w.word < t.hi LIMIT {cap}
+           ) x) AS words
+    FROM unnest({{}}::text[], {{}}::text[]) WITH ORDINALITY AS t(lo, hi, i)
+    ORDER BY t.i
+"""
+
+
+def ranges_statement(tenant_id: UUID, user_id: UUID | None, terms: list[str]) -> Statement:
+    """The count of each term's words (capped), as ``search_sessions`` sends it to choose its plan."""
+    by_user = user_id is not None
+    owner = (tenant_id, user_id) if by_user else (tenant_id,)
+    sql = _RANGES_SQL.format(owner=_owner("w", by_user), cap=DRIVE_MAX + 1)
+    return sql, (*owner, terms, [_after(t) for t in terms])
+
+
+def search_statement(
+    tenant_id: UUID,
+    user_id: UUID | None,
+    terms: list[str],
+    *,
+    driver: str | None,
+    limit: int,
+    offset: int,
+    sort_by: SortBy,
+    order: Order,
+) -> Statement:
+    """The search query exactly as ``search_sessions`` sends it: driven by the term ``driver``, or a walk (None).
+
+    It reads one row past the page (``limit + 1``): whether another page exists, even past a capped total."""
+    by_user = user_id is not None
+    owner = (tenant_id, user_id) if by_user else (tenant_id,)
+    plan: tuple[object, ...] = (*owner, driver, _after(driver), *owner) if driver is not None else (*owner, *owner)
+    sql = _search_sql(by_user, driver is not None, len(terms) > 1, sort_by, order)
+    return sql, (terms, [_after(t) for t in terms], *plan, limit + 1, offset, tenant_id)
+
+
+def snippet(text: str | None, terms: list[str]) -> str | None:
+    """At most ``SNIPPET_MAX`` characters of ``text`` (whitespace collapsed) around its first word a term begins."""
+    if text is None:
+        return None
+    flat = _SPACE.sub(" ", text).strip()
+    first = next((at for at, word in words_with_positions(flat) if any(word.startswith(t) for t in terms)), 0)
+    start = max(0, first - SNIPPET_BEFORE)
+    head = "…" if start > 0 else ""
+    body = flat[start : start + SNIPPET_MAX - len(head)]
+    if start + len(body) < len(flat):
+        body = body[:-1] + "…"
+    return head + body
+
+
+async def choose_driver(tenant_id: UUID, user_id: UUID | None, terms: list[str]) -> str | None:
+    """The rarest term when its range holds at most ``DRIVE_MAX`` words (the driven plan), else None (a walk)."""
+    sql, args = ranges_statement(tenant_id, user_id, terms)
+    counts = [int(row["words"]) for row in await Session.raw(sql, *args)]
+    fewest = min(range(len(terms)), key=counts.__getitem__)
+    return terms[fewest] if counts[fewest] <= DRIVE_MAX else None
+
+
+async def search_sessions(
+    tenant_id: UUID,
+    user_id: UUID | None,
+    terms: list[str],
+    *,
+    limit: int,
+    offset: int,
+    sort_by: SortBy = "updated_at",
+    order: Order = "desc",
+) -> SessionListResponse:
+    """A page of the sessions matching every term (of ``user_id`` only, when given), each with its snippet."""
+    driver = await choose_driver(tenant_id, user_id, terms)
+    sql, args = search_statement(
+        tenant_id, user_id, terms, driver=driver, limit=limit, offset=offset, sort_by=sort_by, order=order
+    )
+    rows = await Session.raw(sql, *args)
+    counted = int(rows[0]["total"])
+    found = [row for row in rows if row["session_id"] is not None]
+    more, found = len(found) > limit, found[:limit]
+    for row in found:
+        row["snippet"] = snippet(row.pop("snippet_source"), terms)
+    sessions = msgspec.convert(found, list[SessionInfo])
+    capped = counted > TOTAL_MAX
+    total = min(counted, TOTAL_MAX)
+    return SessionListResponse(
+        sessions=sessions,
+        total=total,
+        limit=limit,
+        offset=offset,
+        has_more=more,
+        total_capped=capped,
+    )
