@@ -7,6 +7,7 @@ const PAGE_SIZE = 10;
 const PINNED_PAGE = 100;
 const MESSAGE_PAGE = 50;
 const USERS_MAX = 1000; // an admin's user picker lists this many users at most
+const SEARCH_DELAY_MS = 300; // the search waits this long after the last key
 const TOKEN_KEY = "chat-sessions.token";
 const API_BASE = (document.querySelector('meta[name="api-base"]')?.content || "").replace(/\/$/, "");
 
@@ -18,6 +19,7 @@ const signedOut = () => ({
   me: null,
   filter: "", // "" = the API's default (own sessions; an admin's whole tenant), else a user_id
   view: "sessions", // or "archived"
+  query: "", // the search box's text: non-blank, the groups are one list of search results
   groups: [], // the sidebar's groups of the view (see viewGroups)
   checked: new Set(), // session ids ticked for "Archive selected"
   selected: null,
@@ -205,6 +207,7 @@ function signOut(message = "") {
   sessionStorage.removeItem(TOKEN_KEY);
   state.live?.close();
   Object.assign(state, signedOut());
+  $("search-input").value = "";
   showSignIn(message);
 }
 
@@ -322,6 +325,10 @@ function renderUserFilter() {
 function viewGroups() {
   const base = state.filter ? { user_id: state.filter } : {};
   const group = (key, heading, params, accepts) => ({ key, heading, params: { ...base, ...params }, accepts, items: [], total: 0, cursor: null });
+  // Search results: whether a changed session still matches only the API knows, so a live event
+  // updates a result in place and never adds one.
+  const archived = state.view === "archived" ? { archived: "true" } : {};
+  if (state.query) return [group("results", "Results", { ...archived, q: state.query }, (_s, present) => present)];
   if (state.view === "archived") return [group("archived", "Archived", { archived: "true" }, (s) => s.archived)];
   return [
     group("pinned", "Pinned", { pinned: "true" }, (s) => !s.archived && s.pinned),
@@ -346,7 +353,9 @@ async function reloadGroup(group, count) {
     page = await readPage(group, Math.min(100, wanted - items.length), page.next_cursor);
     items.push(...page.sessions);
   } while (page.next_cursor && items.length < wanted);
-  if (ticket === group.ticket) Object.assign(group, { items, total: page.total, cursor: page.next_cursor });
+  if (ticket === group.ticket) {
+    Object.assign(group, { items, total: page.total, total_capped: page.total_capped, cursor: page.next_cursor });
+  }
 }
 
 // Re-read every group of the view, keeping as many sessions as each had loaded.
@@ -370,6 +379,7 @@ async function loadMore(group) {
     const seen = new Set(group.items.map((s) => s.session_id));
     group.items.push(...page.sessions.filter((s) => !seen.has(s.session_id)));
     group.total = page.total;
+    group.total_capped = page.total_capped;
     group.cursor = page.next_cursor;
     renderSessions();
     $("sidebar-status").textContent = `Loaded ${page.sessions.length} more.`;
@@ -443,8 +453,12 @@ function renderSessions() {
   }
   const empty = shown.length === 0;
   $("empty-state").hidden = !empty;
-  $("empty-state").textContent =
-    state.view === "archived" ? "No archived sessions." : "No sessions yet. Start one with “New session”.";
+  $("empty-state").textContent = state.query
+    ? `No ${state.view === "archived" ? "archived " : ""}session matches “${state.query}”.`
+    : state.view === "archived"
+      ? "No archived sessions."
+      : "No sessions yet. Start one with “New session”.";
+  renderSearchStatus();
   $("session-total").textContent = `(${state.groups.reduce((sum, group) => sum + group.total, 0)})`;
   $("sidebar-status").textContent = "";
   renderBulkBar();
@@ -477,7 +491,9 @@ function sessionItem(session, menuOpen) {
     button.setAttribute("aria-current", "true");
   }
   const top = el("span", "session-top");
-  top.append(el("span", session.title ? "session-title" : "session-title untitled", session.title || "Untitled"));
+  const title = el("span", session.title ? "session-title" : "session-title untitled");
+  title.append(...highlighted(session.title || "Untitled"));
+  top.append(title);
   if (session.pinned && state.view === "archived") top.append(el("span", "tag", "pinned"));
   if (session.is_active) {
     const badge = el("span", "badge", "active");
@@ -490,6 +506,11 @@ function sessionItem(session, menuOpen) {
   meta.append(" · ", count);
   if (state.me.role === "admin" && !state.filter) meta.append(" · ", el("span", "owner", userName(session.user_id)));
   button.append(top, meta);
+  if (session.snippet) {
+    const snippet = el("span", "snippet");
+    snippet.append(...highlighted(session.snippet));
+    button.append(snippet);
+  }
   button.addEventListener("click", () => selectSession(session));
   item.append(button);
   // Only the owner may write a session: an admin reading a colleague's gets no menu.
@@ -630,6 +651,74 @@ async function archiveSelected() {
   }
 }
 
+// ---------- search (q) ----------
+
+// The API's terms: maximal runs of letters and digits; a word matches when it begins with a term.
+const termsOf = (text) => text.toLowerCase().match(/[\p{L}\p{N}]+/gu) || [];
+
+// `text` as DOM nodes with the beginnings of words that match the query's terms in <mark>: text
+// nodes only, never HTML.
+function highlighted(text) {
+  const terms = state.query ? termsOf(state.query) : [];
+  if (!terms.length) return [text];
+  const nodes = [];
+  let done = 0;
+  for (const word of text.matchAll(/[\p{L}\p{N}]+/gu)) {
+    const lower = word[0].toLowerCase();
+    const term = terms.filter((t) => lower.startsWith(t)).sort((a, b) => b.length - a.length)[0];
+    if (!term) continue;
+    const length = lower.length === word[0].length ? term.length : word[0].length; // case folding changed the length
+    nodes.push(text.slice(done, word.index), el("mark", "", word[0].slice(0, length)));
+    done = word.index + length;
+  }
+  nodes.push(text.slice(done));
+  return nodes.filter((node) => node !== "");
+}
+
+let searchTimer = null;
+
+// Debounced: the search runs once typing pauses; a blank box goes back to the plain list.
+function searchInput() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => runSearch($("search-input").value.trim()), SEARCH_DELAY_MS);
+}
+
+async function runSearch(query) {
+  if (query && termsOf(query).length === 0) {
+    $("search-status").textContent = "Type letters or digits to search.";
+    return;
+  }
+  if (query === state.query) return;
+  state.query = query;
+  state.checked.clear();
+  state.editing = null;
+  state.groups = viewGroups();
+  renderSessions();
+  if (query) $("search-status").textContent = "Searching…";
+  await reloadSessions();
+}
+
+function renderSearchStatus() {
+  const results = state.query && state.groups[0];
+  if (!results) {
+    $("search-status").textContent = "";
+    return;
+  }
+  const count = results.total_capped ? `more than ${results.total.toLocaleString("en")}` : String(results.total);
+  $("search-status").textContent = `${count} ${results.total === 1 ? "session matches" : "sessions match"}.`;
+}
+
+// Anywhere but in a field, "/" goes to the search box.
+function slashToSearch(event) {
+  const target = event.target;
+  const typing = target.closest?.("input, textarea, select, [contenteditable]");
+  if (event.key !== "/" || typing || event.ctrlKey || event.metaKey || event.altKey) return;
+  if ($("app-view").hidden) return;
+  event.preventDefault();
+  $("search-input").focus();
+  $("search-input").select();
+}
+
 // ---------- live updates (GET /events) ----------
 
 // Follows the sessions the sidebar shows: an admin who picked a user follows that user, else one's own.
@@ -692,7 +781,8 @@ function placeSession(session) {
   const stale = [];
   for (const group of groups) {
     const index = group.items.findIndex((s) => s.session_id === session.session_id);
-    const belongs = group.accepts(session);
+    const belongs = group.accepts(session, index >= 0);
+    if (index >= 0) session = { ...session, snippet: session.snippet ?? group.items[index].snippet };
     if (index >= 0) group.items.splice(index, 1);
     if (index >= 0 && !belongs) group.total = Math.max(0, group.total - 1);
     if (!belongs) continue;
@@ -959,6 +1049,19 @@ function init() {
   });
   $("new-session-form").addEventListener("submit", newSession);
   $("session-list").addEventListener("keydown", sessionKeys);
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(searchTimer);
+    runSearch($("search-input").value.trim());
+  });
+  $("search-input").addEventListener("input", searchInput);
+  $("search-input").addEventListener("keydown", (event) => {
+    if (event.key === "ArrowDown") {
+      event.preventDefault();
+      document.querySelector(".session")?.focus();
+    }
+  });
+  document.addEventListener("keydown", slashToSearch);
   $("view-sessions").addEventListener("click", () => switchView("sessions"));
   $("view-archived").addEventListener("click", () => switchView("archived"));
   $("archive-selected").addEventListener("click", archiveSelected);
