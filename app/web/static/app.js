@@ -29,6 +29,7 @@ const signedOut = () => ({
   agents: [],
   users: new Map(), // an admin's directory (GET /users): user_id → {display_name, email, role}
   live: null, // the open event stream (live.js)
+  access: null, // the access-log view, when open: {entries, total, titles: Map(session_id → title)}
   editing: null, // {sessionId, mode: "rename" | "delete", draft}: a sidebar item being renamed or deleted
 });
 const state = signedOut();
@@ -256,6 +257,8 @@ async function showApp() {
   const me = state.me;
   $("who").textContent = `${me.display_name} (${me.role}) · ${me.email}`;
   $("admin-picker").hidden = me.role !== "admin";
+  $("access-button").textContent = me.role === "admin" ? "Access log" : "Who read my chats";
+  closeAccessLog();
   state.groups = viewGroups();
   renderViewSwitch();
   renderChat();
@@ -827,6 +830,7 @@ function dropSession(sessionId) {
 // ---------- the conversation pane: newest messages first read, older ones on scrolling up ----------
 
 async function selectSession(session) {
+  if (state.access) closeAccessLog();
   state.selected = session;
   state.messages = [];
   state.olderCursor = null;
@@ -1019,6 +1023,95 @@ function sessionKeys(event) {
   buttons[target].focus();
 }
 
+// ---------- the access log: who read my chats (a supporter), the tenant's admin reads (an admin) ----------
+
+const ACTIONS = {
+  session: "opened the session",
+  messages: "read its messages",
+  events: "followed it live",
+  export: "exported it",
+  search: "saw it in search results",
+};
+
+async function openAccessLog() {
+  state.access = { entries: [], total: 0, titles: new Map() };
+  const admin = state.me.role === "admin";
+  $("access-title").textContent = admin ? "Access log" : "Who read my chats";
+  $("access-intro").textContent = admin
+    ? "Every read of a session by an admin who does not own it, recorded by the database, newest first."
+    : "Every time an admin of your organisation read one of your sessions, newest first.";
+  $("chat").hidden = true;
+  $("access-view").hidden = false;
+  $("access-button").setAttribute("aria-expanded", "true");
+  $("access-rows").replaceChildren();
+  $("access-view").focus();
+  await loadAccessLog();
+}
+
+function closeAccessLog() {
+  state.access = null;
+  $("access-view").hidden = true;
+  $("chat").hidden = false;
+  $("access-button").setAttribute("aria-expanded", "false");
+}
+
+async function loadAccessLog() {
+  const access = state.access;
+  if (!access) return;
+  let page;
+  try {
+    page = await api(`/access-log?limit=50&offset=${access.entries.length}`);
+    if (state.me.role !== "admin") await loadTitles(access, page.entries);
+  } catch (error) {
+    handle(error);
+    return;
+  }
+  if (state.access !== access) return;
+  access.entries.push(...page.entries);
+  access.total = page.total;
+  $("access-more").hidden = !page.has_more;
+  renderAccessLog();
+}
+
+// A supporter's own sessions are named by their titles (reading one's own session records nothing).
+// An admin's entries name the owner only: reading a colleague's session for its title would be a read.
+async function loadTitles(access, entries) {
+  const known = new Map(state.groups.flatMap((group) => group.items).map((s) => [s.session_id, s.title]));
+  for (const sessionId of new Set(entries.map((entry) => entry.session_id))) {
+    if (access.titles.has(sessionId)) continue;
+    if (known.has(sessionId)) {
+      access.titles.set(sessionId, known.get(sessionId) || "Untitled");
+      continue;
+    }
+    try {
+      const session = await api(`/sessions/${sessionId}`);
+      access.titles.set(sessionId, session.title || "Untitled");
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+      access.titles.set(sessionId, "a deleted session");
+    }
+  }
+}
+
+function renderAccessLog() {
+  const access = state.access;
+  const admin = state.me.role === "admin";
+  const rows = access.entries.map((entry) => {
+    const row = el("tr");
+    const reader = admin ? userName(entry.reader_id) : `an admin (${entry.reader_id.slice(0, 8)})`;
+    const session = admin
+      ? `${userName(entry.owner_id)}'s session ${entry.session_id.slice(0, 8)}`
+      : access.titles.get(entry.session_id) || entry.session_id.slice(0, 8);
+    const when = el("td");
+    when.append(timeElement(entry.at));
+    row.append(when, el("td", "reader", reader), el("td", "session", session), el("td", "action", ACTIONS[entry.action] || entry.action));
+    return row;
+  });
+  $("access-rows").replaceChildren(...rows);
+  $("access-empty").hidden = access.entries.length > 0;
+  $("access-empty").textContent = admin ? "No admin has read another user's session yet." : "No admin has read your sessions.";
+}
+
 // ---------- wiring ----------
 
 function init() {
@@ -1037,6 +1130,12 @@ function init() {
     }
   });
   $("signout").addEventListener("click", () => signOut());
+  $("access-button").addEventListener("click", () => (state.access ? closeAccessLog() : openAccessLog()));
+  $("access-close").addEventListener("click", () => {
+    closeAccessLog();
+    $("access-button").focus();
+  });
+  $("access-more").addEventListener("click", loadAccessLog);
   $("banner-close").addEventListener("click", hideBanner);
   $("load-older").addEventListener("click", loadOlder);
   $("composer").addEventListener("submit", sendMessage);
