@@ -27,15 +27,16 @@ async def test_development_offers_seeded_users(page: Page, live_server_with, see
                     "/dev/token", json={"tenant_id": str(demo_id("eTMS")), "user_id": str(demo_id("eTMS", "anna"))}
                 )
             ).json()["token"]
-            listed = (
-                await http.get(f"/api/{demo_id('eTMS')}/sessions", headers={"Authorization": f"Bearer {token}"})
-            ).json()
+            path, headers = f"/api/{demo_id('eTMS')}/sessions", {"Authorization": f"Bearer {token}"}
+            # The sidebar: the pinned group first, then the first page of the others.
+            pinned = (await http.get(path, params={"pinned": "true", "limit": 100}, headers=headers)).json()
+            listed = (await http.get(path, params={"pinned": "false"}, headers=headers)).json()
         assert listed["total"] > 0
         await expect(page.locator(".session-title")).to_have_text(
-            [s["title"] or "Untitled" for s in listed["sessions"]]
+            [s["title"] or "Untitled" for s in pinned["sessions"] + listed["sessions"]]
         )
         # The demo as the README shows it (docs/screenshot.png is this file): Anna's newest session.
-        newest = listed["sessions"][0]
+        newest = (pinned["sessions"] + listed["sessions"])[0]
         await page.locator(f'.session[data-session-id="{newest["session_id"]}"]').click()
         await expect(page.locator(".message")).to_have_count(newest["message_count"])
         ARTIFACTS.mkdir(exist_ok=True)
