@@ -56,12 +56,18 @@ function rememberReadAfter(response) {
   if (position && (hi > knownHi || (hi === knownHi && lo > knownLo))) sessionStorage.setItem(READ_AFTER_KEY, position);
 }
 
-async function request(path, { method = "GET", body, token = state.token } = {}) {
-  const headers = { Accept: "application/json" };
+// What every API request sends: the token, and the latest X-Read-After.
+function apiHeaders(token) {
+  const headers = {};
   if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
   const readAfter = sessionStorage.getItem(READ_AFTER_KEY);
   if (readAfter) headers["X-Read-After"] = readAfter;
+  return headers;
+}
+
+async function request(path, { method = "GET", body, token = state.token } = {}) {
+  const headers = { Accept: "application/json", ...apiHeaders(token) };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(API_BASE + path, {
@@ -732,7 +738,7 @@ function startLive() {
   const follow = state.filter && state.filter !== userId ? `?user_id=${encodeURIComponent(state.filter)}` : "";
   const stream = openStream({
     url: () => `${API_BASE}/api/${tenantId}/events${follow}`,
-    headers: () => ({ Authorization: `Bearer ${token}` }),
+    headers: () => apiHeaders(token),
     onEvent: (event) => state.live === stream && liveEvent(event),
     onRefused: (status) => state.live === stream && handle(new ApiError(status, "live updates were refused")),
   });
