@@ -100,10 +100,10 @@ _TERMS = "terms AS (SELECT lo, hi FROM unnest({}::text[], {}::text[]) AS t(lo, h
 
 def _unit_match(session: str, several: bool) -> str:
     """The units (title: message_id NULL, or one message) of ``session`` holding a word of every term."""
-    if not several:
+    if not several:  # OFFSET 0: a probe per session, never turned into a join that reads every word of the term
         return f"""
             SELECT w.message_id FROM terms, search_words w
-            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi
+            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi OFFSET 0
         """
     return f"""
         SELECT u.message_id
@@ -228,12 +228,17 @@ def snippet(text: str | None, terms: list[str]) -> str | None:
     return head + body
 
 
+def driver_of(terms: list[str], words: list[int]) -> str | None:
+    """The term to drive from, given each term's count of words (``ranges_statement``): the rarest one
+    when it holds at most ``DRIVE_MAX`` words, else None (walk the sessions)."""
+    fewest = min(range(len(terms)), key=words.__getitem__)
+    return terms[fewest] if words[fewest] <= DRIVE_MAX else None
+
+
 async def choose_driver(tenant_id: UUID, user_id: UUID | None, terms: list[str]) -> str | None:
-    """The rarest term when its range holds at most ``DRIVE_MAX`` words (the driven plan), else None (a walk)."""
+    """``driver_of`` the terms, counted under the request's context."""
     sql, args = ranges_statement(tenant_id, user_id, terms)
-    counts = [int(row["words"]) for row in await Session.raw(sql, *args)]
-    fewest = min(range(len(terms)), key=counts.__getitem__)
-    return terms[fewest] if counts[fewest] <= DRIVE_MAX else None
+    return driver_of(terms, [int(row["words"]) for row in await Session.raw(sql, *args)])
 
 
 async def search_sessions(
