@@ -87,11 +87,10 @@ def parse_q(q: str) -> list[str]:
 
 
 def _after(term: str) -> str:
-    """The smallest string greater than every string ``term`` begins (its last code point + 1)."""
-    point = ord(term[-1]) + 1
-    if 0xD800 <= point <= 0xDFFF:  # surrogates are no characters: skip to the next one
-        point = 0xE000
-    return term[:-1] + chr(point)
+    """The smallest string greater than every string ``term`` begins: its last code point + 1.
+
+    A term ends with a letter or digit, never with U+D7FF (unassigned), so + 1 is never a surrogate."""
+    return term[:-1] + chr(ord(term[-1]) + 1)
 
 
 # The terms as a table (lo, hi): a word starts with the term when lo <= word < hi.
@@ -214,10 +213,8 @@ def search_statement(
     return sql, (terms, [_after(t) for t in terms], *plan, limit + 1, offset, tenant_id)
 
 
-def snippet(text: str | None, terms: list[str]) -> str | None:
+def snippet(text: str, terms: list[str]) -> str:
     """At most ``SNIPPET_MAX`` characters of ``text`` (whitespace collapsed) around its first word a term begins."""
-    if text is None:
-        return None
     flat = _SPACE.sub(" ", text).strip()
     first = next((at for at, word in words_with_positions(flat) if any(word.startswith(t) for t in terms)), 0)
     start = max(0, first - SNIPPET_BEFORE)

@@ -124,7 +124,5 @@ async def test_search_reads_words_by_index_and_does_bounded_work(
     assert word_scans
     assert all("word >=" in n.get("Index Cond", "") for n in word_scans), word_scans
     touched = sum(n.get("Actual Rows", 0) * n.get("Actual Loops", 1) for n in word_scans)
-    for n in nodes(plan["Plan"]):
-        print(n["Node Type"], n.get("Index Name"), n.get("Index Cond"), n.get("Actual Rows"), n.get("Actual Loops"))
     assert touched <= 4 * max(DRIVE_MAX, 1001 * len(terms)) + 100, touched
     print(f"\n{who} {terms} driven={driven}: {plan['Execution Time']:.1f} ms in the database, {elapsed:.0f} ms in all")
