@@ -111,7 +111,7 @@ class SessionController(Controller):
             raise PermissionDeniedException(detail="a supporter may only list their own sessions")
         bind_offset(cursor, offset)
         filters = queries.Filters(user_id=owner, archived=archived, pinned=pinned, agent_id=agent_id)
-        bound = {**filters.bound(), "sort_by": sort_by, "order": order}
+        bound = {"tenant_id": tenant_id, **filters.bound(), "sort_by": sort_by, "order": order}
         key = cursor_key(state.settings)
         return await queries.list_sessions(
             tenant_id,
