@@ -43,7 +43,7 @@ from app.messages.controllers import MessageController
 from app.openapi import ClosedStructSchemaPlugin, IdSchemaPlugin
 from app.sessions.controllers import SessionController
 from app.settings import Settings
-from app.users.controllers import MeController
+from app.users.controllers import MeController, UserController
 from app.web.controllers import web_handlers
 from app.web.docs import SwaggerUIPage, docs_router
 
@@ -165,6 +165,7 @@ def create_app(
             MessageController,
             AgentController,
             MeController,
+            UserController,
             EventController,
             *extra_api_handlers,
         ],

@@ -161,6 +161,7 @@ class Settings:
     jwt_algorithm: str = "HS256"
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    cursor_secret: str | None = None
     cors_origins: tuple[str, ...] = ()
     app_env: str = PRODUCTION
     pool_min_size: int = 1
@@ -195,6 +196,7 @@ class Settings:
             jwt_algorithm=(text("JWT_ALGORITHM") or "HS256").upper(),
             jwt_issuer=text("JWT_ISSUER"),
             jwt_audience=text("JWT_AUDIENCE"),
+            cursor_secret=env.get("CURSOR_SECRET") or None,
             cors_origins=origins,
             app_env=(text("APP_ENV") or PRODUCTION).lower(),
             pool_min_size=int(text("DB_POOL_MIN_SIZE") or 1),
@@ -295,6 +297,8 @@ class Settings:
                     f"JWT_ALGORITHM={self.jwt_algorithm} in production needs JWT_ISSUER and JWT_AUDIENCE: without "
                     "them a token the identity provider issued for another service would be accepted"
                 )
+            if self.is_production:  # the cursors' key: no JWT_SECRET to derive it from
+                require_strong_secret("CURSOR_SECRET", self.cursor_secret)
             return
         if self.jwt_algorithm != "HS256":
             raise ConfigurationError("JWT_ALGORITHM must be HS256, RS256 or ES256")
@@ -309,5 +313,7 @@ class Settings:
                     f"signs with the development key instead); {SECRET_ADVICE}"
                 )
             require_strong_secret("JWT_SECRET", self.jwt_secret)
+            if self.cursor_secret:
+                require_strong_secret("CURSOR_SECRET", self.cursor_secret)
         elif self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigurationError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes; {SECRET_ADVICE}")

@@ -7,7 +7,7 @@ composite tenant-consistent foreign keys, the checks, composite indexes, the
 the triggers are applied by ``db upgrade`` from ``rls_policies/*.sql``.
 """
 
-from piccolo.columns import UUID, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
 from piccolo.table import Table
@@ -54,6 +54,8 @@ class Session(Table, tablename="sessions"):
     updated_at = Timestamptz(default=TimestamptzNow())
     message_count = Integer(default=0)
     last_message_at = Timestamptz(null=True, default=None)
+    pinned = Boolean(default=False)
+    archived = Boolean(default=False)
 
 
 class Message(Table, tablename="messages"):

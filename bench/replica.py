@@ -44,7 +44,7 @@ from app.db.context import set_context
 from app.db.embedded import EmbeddedPostgres
 from app.db.replica import POSITION_SQL, REACHED_SQL, format_lsn
 from app.messages.queries import add_statement, history_statement
-from app.sessions.queries import list_statement
+from app.sessions.queries import Filters, list_statement
 from app.settings import runtime_dsn_from
 from bench import harness
 from bench.harness import Database, Report, Request, Row
@@ -130,7 +130,9 @@ def cases(ctx: Context, db: Database, standby_runtime: str, reached: str) -> lis
     tenant = ctx.tenant
     power, heavy = data.power, data.heavy
     list_path = f"/api/{tenant}/sessions"
-    page = list_statement(UUID(tenant), UUID(power), limit=10, offset=0, sort_by="updated_at", order="desc")
+    page = list_statement(
+        UUID(tenant), Filters(user_id=UUID(power)), limit=10, offset=0, sort_by="updated_at", order="desc"
+    )
     list_query = [_compiled(*page)]
     history_paths = [f"/api/{tenant}/sessions/{s}/messages" for s in data.heavy_sessions]
     history_queries = [

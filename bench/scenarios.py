@@ -30,7 +30,7 @@ from app.db.transaction import Limits
 from app.main import create_app
 from app.messages.queries import add_statement, history_statement
 from app.sessions import search
-from app.sessions.queries import list_statement
+from app.sessions.queries import Filters, list_statement
 from app.settings import Settings
 from bench import harness
 from bench.generate import TENANTS, Loaded
@@ -109,7 +109,12 @@ def replay(tenant_id: str, user_id: str, queries: Sequence[tuple[str, list[Any]]
 def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
     """The list request's transaction."""
     statement = list_statement(
-        UUID(tenant_id), UUID(owner) if owner else None, limit=limit, offset=offset, sort_by="updated_at", order="desc"
+        UUID(tenant_id),
+        Filters(user_id=UUID(owner) if owner else None),
+        limit=limit,
+        offset=offset,
+        sort_by="updated_at",
+        order="desc",
     )
     return replay(tenant_id, user_id, [_compiled(*statement)])
 
@@ -193,9 +198,9 @@ def int_list(name: str, default: str) -> list[int]:
 def search_floor(tenant_id: str, user_id: str, owner: str | None, q: str) -> Transaction:
     """The search request's transaction: the term counts that choose the plan, then the search."""
     tenant, user = UUID(tenant_id), UUID(user_id)
-    owner_id = UUID(owner) if owner else None
+    filters = Filters(user_id=UUID(owner) if owner else None)
     terms = search.terms_of(q)
-    ranges = _compiled(*search.ranges_statement(tenant, owner_id, terms))
+    ranges = _compiled(*search.ranges_statement(tenant, filters, terms))
 
     async def transaction(connection: asyncpg.Connection, n: int) -> None:
         await connection.execute(LIMITS.begin_sql)
@@ -204,10 +209,10 @@ def search_floor(tenant_id: str, user_id: str, owner: str | None, q: str) -> Tra
             words = [int(row["words"]) for row in await connection.fetch(*ranges)]
             statement = search.search_statement(
                 tenant,
-                owner_id,
+                filters,
                 terms,
                 driver=search.driver_of(terms, words),
-                limit=10,
+                limit=11,
                 offset=0,
                 sort_by="updated_at",
                 order="desc",

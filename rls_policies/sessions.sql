@@ -26,21 +26,31 @@ REVOKE ALL ON public.sessions FROM PUBLIC, chat_runtime, chat_migrator;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.sessions TO chat_runtime;
 
 -- Per-user session counters (public.session_counts), kept in the transaction that
--- writes the session, so the list's total reads no session rows. The function runs
--- as its owner (SECURITY DEFINER) because the runtime role may only read the
--- counters; the owner is subject to the same policies (FORCE), so a transaction
--- only ever counts for the user of its own context.
+-- writes the session, so the list's total reads no session rows under any archived/pinned
+-- filter: sessions, archived, pinned and pinned_archived (pinned AND archived) per user.
+-- The function runs as its owner (SECURITY DEFINER) because the runtime role may only
+-- read the counters; the owner is subject to the same policies (FORCE), so a transaction
+-- only ever counts for the user of its own context. An UPDATE adds the new row's counts
+-- before it takes the old row's away, so no counter ever dips below 0.
 CREATE OR REPLACE FUNCTION public.chat_session_counters() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO public.session_counts AS c (tenant_id, user_id, sessions)
-        VALUES (NEW.tenant_id, NEW.user_id, 1)
-        ON CONFLICT (tenant_id, user_id) DO UPDATE SET sessions = c.sessions + 1;
+        INSERT INTO public.session_counts AS c (tenant_id, user_id, sessions, archived, pinned, pinned_archived)
+        VALUES (NEW.tenant_id, NEW.user_id, 1, NEW.archived::int, NEW.pinned::int, (NEW.pinned AND NEW.archived)::int)
+        ON CONFLICT (tenant_id, user_id) DO UPDATE SET
+            sessions = c.sessions + 1,
+            archived = c.archived + EXCLUDED.archived,
+            pinned = c.pinned + EXCLUDED.pinned,
+            pinned_archived = c.pinned_archived + EXCLUDED.pinned_archived;
     END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        UPDATE public.session_counts SET sessions = sessions - 1
+        UPDATE public.session_counts SET
+            sessions = sessions - 1,
+            archived = archived - OLD.archived::int,
+            pinned = pinned - OLD.pinned::int,
+            pinned_archived = pinned_archived - (OLD.pinned AND OLD.archived)::int
          WHERE tenant_id = OLD.tenant_id AND user_id = OLD.user_id;
     END IF;
     RETURN NULL;
@@ -49,7 +59,7 @@ $$;
 REVOKE ALL ON FUNCTION public.chat_session_counters() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER sessions_counters
-    AFTER INSERT OR DELETE OR UPDATE OF tenant_id, user_id ON public.sessions
+    AFTER INSERT OR DELETE OR UPDATE OF tenant_id, user_id, pinned, archived ON public.sessions
     FOR EACH ROW EXECUTE FUNCTION public.chat_session_counters();
 
 -- Live updates (GET /api/{tenant_id}/events): every session written publishes, at COMMIT,

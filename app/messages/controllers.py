@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from litestar import Controller, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from app.cursors import bind_offset, cursor_key, make_cursor, read_cursor
 from app.inputs import OFFSET_MAX, Id
 from app.messages import queries
 from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
-from app.sessions.controllers import SESSION_ERRORS, SessionId, session_not_found, write_refused
+from app.sessions.controllers import SESSION_ERRORS, Cursor, SessionId, session_not_found, write_refused
+from app.sessions.schemas import Order
 from app.users.schemas import UserInfo
 
 
@@ -24,17 +28,37 @@ class MessageController(Controller):
     @get(
         "/",
         summary="A session's history",
-        description="A page of the session's messages, oldest first; 404 when the caller may not read the session.",
+        description=(
+            "A page of the session's messages, oldest first (`order=desc`: newest first, to open a chat on its "
+            "latest messages and scroll back); `next_cursor` continues with keyset paging (ties broken by "
+            "`message_id`). 404 when the caller may not read the session."
+        ),
         raises=SESSION_ERRORS,
     )
     async def list_messages(
         self,
         tenant_id: FromPath[Id],
         session_id: SessionId,
+        state: State,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Page size, 1–200")] = 50,
         offset: Annotated[int, QueryParameter(ge=0, le=OFFSET_MAX, description="Messages to skip, ≥ 0")] = 0,
+        order: Annotated[
+            Order, QueryParameter(description="`asc`: oldest first (default) · `desc`: newest first")
+        ] = "asc",
+        cursor: Cursor = None,
     ) -> MessageListResponse:
-        page = await queries.list_messages(tenant_id, session_id, limit=limit, offset=offset)
+        bind_offset(cursor, offset)
+        bound = {"session_id": session_id, "order": order}
+        key = cursor_key(state.settings)
+        page = await queries.list_messages(
+            tenant_id,
+            session_id,
+            limit=limit,
+            offset=offset,
+            order=order,
+            after=read_cursor(key, bound, cursor) if cursor is not None else None,
+            cursor_of=partial(make_cursor, key, bound),
+        )
         if page is None:
             raise session_not_found()
         return page

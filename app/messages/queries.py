@@ -6,31 +6,43 @@ trigger keeps it exact in the writing transaction, so the history is never count
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from uuid import UUID
 
 import asyncpg
 import msgspec
 
+from app.cursors import Position
 from app.messages.schemas import MessageInfo, MessageListResponse
+from app.sessions.schemas import Order
 from app.tables import Message
 
-# The session (not visible: no row) with one page of its messages, oldest first. The page
-# names the session by value, not through ``s``: the planner then walks the
-# (session_id, created_at, message_id) index in order and stops at the limit (0.3 ms vs 1.3 ms
-# at offset 0 of 10,000 messages; 7.6 ms vs 15 ms at offset 9,950).
-_PAGE_SQL = """
+
+# The session (not visible: no row) with one page of its messages, oldest first (``asc``) or
+# newest first (``desc``). The page names the session by value, not through ``s``: the planner
+# then walks the (session_id, created_at, message_id) index in order (backwards for ``desc``)
+# and stops at the limit (0.3 ms vs 1.3 ms at offset 0 of 10,000 messages; 7.6 ms vs 15 ms at
+# offset 9,950). A cursor's position ``(created_at, message_id)`` is an index condition too.
+@cache
+def _page_sql(order: Order, after: bool) -> str:
+    direction = "DESC" if order == "desc" else "ASC"
+    sort = f"created_at {direction}, message_id {direction}"
+    keyset = f"AND (created_at, message_id) {'<' if order == 'desc' else '>'} ({{}}, {{}})" if after else ""
+    return f"""
     SELECT s.message_count AS total, m.message_id, m.session_id, m.role, m.content, m.created_at
     FROM sessions s
     LEFT JOIN LATERAL (
         SELECT message_id, session_id, role, content, created_at
         FROM messages
-        WHERE tenant_id = {} AND session_id = {}
-        ORDER BY created_at, message_id
-        LIMIT {} OFFSET {}
+        WHERE tenant_id = {{}} AND session_id = {{}} {keyset}
+        ORDER BY {sort}
+        LIMIT {{}} OFFSET {{}}
     ) m ON true
-    WHERE s.tenant_id = {} AND s.session_id = {}
-    ORDER BY m.created_at, m.message_id
+    WHERE s.tenant_id = {{}} AND s.session_id = {{}}
+    ORDER BY m.{sort}
 """
+
 
 # Inserts only into a session of the context's user (RLS would refuse any other; this matches none).
 # The message carries the session's owner, as the foreign key to the session requires.
@@ -53,9 +65,15 @@ _GET_MANY_SQL = """
 Statement = tuple[str, tuple[object, ...]]  # a Piccolo SQL template and its arguments
 
 
-def history_statement(tenant_id: UUID, session_id: UUID, *, limit: int, offset: int) -> Statement:
-    """The history query exactly as ``list_messages`` sends it (the plan tests and the bench floor replay it)."""
-    return _PAGE_SQL, (tenant_id, session_id, limit, offset, tenant_id, session_id)
+def history_statement(
+    tenant_id: UUID, session_id: UUID, *, limit: int, offset: int, order: Order = "asc", after: Position | None = None
+) -> Statement:
+    """The history query exactly as ``list_messages`` sends it (the plan tests and the bench floor replay it).
+
+    It asks for ``limit`` rows; ``list_messages`` asks for one more, to know whether a next page exists.
+    """
+    keyset = after or ()
+    return _page_sql(order, after is not None), (tenant_id, session_id, *keyset, limit, offset, tenant_id, session_id)
 
 
 def add_statement(tenant_id: UUID, session_id: UUID, user_id: UUID, role: str, content: str) -> Statement:
@@ -75,16 +93,34 @@ async def get_messages(tenant_id: UUID, message_ids: list[UUID]) -> list[tuple[U
     return [(row["user_id"], msgspec.convert(row, MessageInfo)) for row in rows]
 
 
-async def list_messages(tenant_id: UUID, session_id: UUID, *, limit: int, offset: int) -> MessageListResponse | None:
-    """A page of the session's history, oldest first; None when the session is not visible."""
-    sql, args = history_statement(tenant_id, session_id, limit=limit, offset=offset)
+async def list_messages(
+    tenant_id: UUID,
+    session_id: UUID,
+    *,
+    limit: int,
+    offset: int = 0,
+    order: Order = "asc",
+    after: Position | None = None,
+    cursor_of: Callable[[Position], str],
+) -> MessageListResponse | None:
+    """A page of the session's history in ``order`` (after ``after``, a cursor's position); None when the
+    session is not visible. ``cursor_of`` makes the ``next_cursor`` of the last message when more follow."""
+    sql, args = history_statement(tenant_id, session_id, limit=limit + 1, offset=offset, order=order, after=after)
     rows = await Message.raw(sql, *args)
     if not rows:
         return None
     total = int(rows[0]["total"])
-    messages = msgspec.convert([row for row in rows if row["message_id"] is not None], list[MessageInfo])
+    found = msgspec.convert([row for row in rows if row["message_id"] is not None], list[MessageInfo])
+    messages = found[:limit]
+    last = messages[-1] if messages else None
+    next_cursor = cursor_of((last.created_at, last.message_id)) if last and len(found) > limit else None
     return MessageListResponse(
-        messages=messages, total=total, limit=limit, offset=offset, has_more=offset + len(messages) < total
+        messages=messages,
+        total=total,
+        limit=limit,
+        offset=offset,
+        has_more=next_cursor is not None if after else offset + len(messages) < total,
+        next_cursor=next_cursor,
     )
 
 

@@ -25,13 +25,17 @@ class MessageInfo(msgspec.Struct, frozen=True):
 
 
 class MessageListResponse(msgspec.Struct, frozen=True):
-    """A page of a session's history, oldest first; ``total`` is the session's message count."""
+    """A page of a session's history in the requested order; ``total`` is the session's message count.
+
+    ``next_cursor`` continues after this page (null on the last page).
+    """
 
     messages: list[MessageInfo]
     total: int
     limit: int
     offset: int
     has_more: bool
+    next_cursor: str | None = None
 
 
 class MessageCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

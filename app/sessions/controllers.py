@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
-from app.inputs import OFFSET_MAX, Id, invalid
+from app.cursors import CURSOR_MAX, bind_offset, cursor_key, make_cursor, read_cursor
+from app.inputs import OFFSET_MAX, Id, body_error, invalid
 from app.sessions import queries, search
-from app.sessions.schemas import Order, SessionCreate, SessionInfo, SessionListResponse, SessionUpdate, SortBy
+from app.sessions.schemas import (
+    Archived,
+    ArchiveResult,
+    Order,
+    SessionArchive,
+    SessionCreate,
+    SessionInfo,
+    SessionListResponse,
+    SessionUpdate,
+    SortBy,
+)
 from app.users.schemas import UserInfo
 
 # A session id in the path: declared ``str`` in the route so that a malformed id reaches the
@@ -22,6 +36,14 @@ from app.users.schemas import UserInfo
 SESSION_PATH = "/{session_id:str}"
 SessionId = FromPath[Id]
 SESSION_ERRORS = [*GUARD_ERRORS, NotFoundException]  # GUARD_ERRORS has the 400 (one class per status)
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=CURSOR_MAX,
+        description="`next_cursor` of the previous page, made under the same parameters (`limit` may change); "
+        "excludes a non-zero `offset`. Malformed, altered or reused under other parameters: 400.",
+    ),
+]
 
 
 def session_not_found() -> NotFoundException:
@@ -52,7 +74,10 @@ class SessionController(Controller):
         description=(
             "A page of sessions, newest first by default. A supporter sees their own sessions and may "
             "name only themselves as `user_id` (another id: 403). An admin sees the whole tenant, or one "
-            "user's sessions with `user_id` (a user outside the tenant simply has none)."
+            "user's sessions with `user_id` (a user outside the tenant simply has none). The filters "
+            "`archived`, `pinned` and `agent_id` combine; `total` counts exactly what they select. "
+            "`next_cursor` (null on the last page) continues with keyset paging: with `cursor`, "
+            "`offset` is 0 and `has_more` means `next_cursor` is not null."
         ),
         raises=GUARD_ERRORS,
     )
@@ -60,18 +85,28 @@ class SessionController(Controller):
         self,
         tenant_id: FromPath[Id],
         user: NamedDependency[UserInfo],
+        state: State,
         user_id: Annotated[Id | None, QueryParameter(description="Only this user's sessions")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1–100")] = 10,
         offset: Annotated[int, QueryParameter(ge=0, le=OFFSET_MAX, description="Rows to skip, ≥ 0")] = 0,
         sort_by: Annotated[SortBy, QueryParameter(description="Sort key")] = "updated_at",
         order: Annotated[Order, QueryParameter(description="Sort direction")] = "desc",
+        archived: Annotated[
+            Archived, QueryParameter(description="`false`: not archived (default) · `true`: archived · `all`: both")
+        ] = "false",
+        pinned: Annotated[
+            bool | None, QueryParameter(description="`true`: only pinned · `false`: only not pinned · omitted: both")
+        ] = None,
+        agent_id: Annotated[
+            Id | None, QueryParameter(description="Only this agent's sessions (not an agent of the tenant: none)")
+        ] = None,
+        cursor: Cursor = None,
         q: Annotated[
             str | None,
             QueryParameter(
-                description=(
-                    "Search, 1–200 characters after trimming: sessions whose title, or one single message, "
-                    "has a word beginning with each word of `q` (letters and digits; case-insensitive)"
-                )
+                description="Search, 1–200 characters after trimming: sessions whose title, or one single message, "
+                "has a word beginning with each word of `q` (words: runs of letters and digits; case-insensitive). "
+                "`total` is exact up to 1,000, then 1,000 with `total_capped`; each hit has its `snippet`."
             ),
         ] = None,
     ) -> SessionListResponse:
@@ -82,12 +117,37 @@ class SessionController(Controller):
             owner = user.user_id
         else:
             raise PermissionDeniedException(detail="a supporter may only list their own sessions")
-        if q is not None:
-            terms = search.parse_q(q)
+        bind_offset(cursor, offset)
+        filters = queries.Filters(user_id=owner, archived=archived, pinned=pinned, agent_id=agent_id)
+        bound = {"tenant_id": tenant_id, **filters.bound(), "sort_by": sort_by, "order": order}
+        terms = search.parse_q(q) if q is not None else None
+        if terms is not None:
+            bound["q"] = terms
+        key = cursor_key(state.settings)
+        after = read_cursor(key, bound, cursor) if cursor is not None else None
+        cursor_of = partial(make_cursor, key, bound)
+        if terms is not None:
             return await search.search_sessions(
-                tenant_id, owner, terms, limit=limit, offset=offset, sort_by=sort_by, order=order
+                tenant_id,
+                filters,
+                terms,
+                limit=limit,
+                offset=offset,
+                sort_by=sort_by,
+                order=order,
+                after=after,
+                cursor_of=cursor_of,
             )
-        return await queries.list_sessions(tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order)
+        return await queries.list_sessions(
+            tenant_id,
+            filters,
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            order=order,
+            after=after,
+            cursor_of=cursor_of,
+        )
 
     @post(
         "/",
@@ -107,6 +167,24 @@ class SessionController(Controller):
             raise invalid("agent_id", "is not an agent of this tenant", "body")
         return await queries.create_session(tenant_id, user.user_id, data.clean_title, data.agent_id)
 
+    @post(
+        "/archive",
+        status_code=200,
+        summary="Archive sessions",
+        description=(
+            "Archive the caller's own sessions among `session_ids` (1–100 distinct ids) in one transaction; "
+            "`archived` counts those archived now. Ids of sessions the caller does not own, or that do not "
+            "exist, are ignored."
+        ),
+        raises=GUARD_ERRORS,
+    )
+    async def archive_sessions(
+        self, tenant_id: FromPath[Id], user: NamedDependency[UserInfo], data: JSONBody[SessionArchive]
+    ) -> ArchiveResult:
+        if len(set(data.session_ids)) < len(data.session_ids):
+            raise invalid("session_ids", "must not name a session twice", "body")
+        return await queries.archive_sessions(tenant_id, user.user_id, list(data.session_ids))
+
     @get(
         SESSION_PATH,
         summary="Get a session",
@@ -121,10 +199,11 @@ class SessionController(Controller):
 
     @patch(
         SESSION_PATH,
-        summary="Rename a session",
+        summary="Change a session",
         description=(
-            "Set the title (over 255 characters it is cut to 255; null or blank clears it). Only the owner may: "
-            "an admin gets 403 for another user's session of the tenant, everyone else 404."
+            "Set any non-empty subset of `title` (over 255 characters it is cut to 255; null or blank clears it; "
+            "`updated_at` moves), `pinned` and `archived` (these alone leave `updated_at` as it is); `{}`: 400. "
+            "Only the owner may: an admin gets 403 for another user's session of the tenant, everyone else 404."
         ),
         raises=SESSION_ERRORS,
     )
@@ -135,7 +214,15 @@ class SessionController(Controller):
         user: NamedDependency[UserInfo],
         data: JSONBody[SessionUpdate],
     ) -> SessionInfo:
-        session = await queries.update_title(tenant_id, session_id, user.user_id, data.clean_title)
+        if data.is_empty:
+            raise body_error("must set at least one of title, pinned, archived")
+        change = queries.Change(
+            set_title=data.title is not msgspec.UNSET,
+            title=data.clean_title,
+            pinned=None if isinstance(data.pinned, msgspec.UnsetType) else data.pinned,
+            archived=None if isinstance(data.archived, msgspec.UnsetType) else data.archived,
+        )
+        session = await queries.update_session(tenant_id, session_id, user.user_id, change)
         if session is None:
             raise await write_refused(tenant_id, session_id)
         return session

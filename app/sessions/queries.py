@@ -6,43 +6,119 @@ alone, so the planner uses the composite indexes as index conditions.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from uuid import UUID
 
 import msgspec
 
-from app.sessions.schemas import Order, SessionInfo, SessionListResponse, SortBy
+from app.cursors import Position
+from app.sessions.schemas import Archived, ArchiveResult, Order, SessionInfo, SessionListResponse, SortBy
 from app.tables import Session
 
 ACTIVE_WINDOW = "interval '24 hours'"
+Statement = tuple[str, tuple[object, ...]]  # a Piccolo SQL template and its arguments
+_NAMED = re.compile(r"\$([a-z_]+)")
 
 
 @cache
-def _page_sql(by_user: bool, sort_by: SortBy, order: Order) -> str:
+def _positional(template: str) -> tuple[str, tuple[str, ...]]:
+    """A template with ``$name`` parameters as Piccolo's ``{}`` placeholders, and the names in their order."""
+    return _NAMED.sub("{}", template), tuple(_NAMED.findall(template))
+
+
+def _statement(template: str, values: dict[str, object]) -> Statement:
+    sql, names = _positional(template)
+    return sql, tuple(values[name] for name in names)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which sessions a list shows: one user's (``user_id``) or the tenant's, archived or not, pinned, agent."""
+
+    user_id: UUID | None = None
+    archived: Archived = "false"
+    pinned: bool | None = None
+    agent_id: UUID | None = None
+
+    def bound(self) -> dict[str, object]:
+        """The filters as a cursor binds them (see ``app.cursors``)."""
+        return {"user_id": self.user_id, "archived": self.archived, "pinned": self.pinned, "agent_id": self.agent_id}
+
+    def where(self) -> str:
+        """The filters as SQL conditions (``$tenant``, ``$user``, ``$agent``); the flags are literals."""
+        conditions = ["tenant_id = $tenant"]
+        if self.user_id is not None:
+            conditions.append("user_id = $user")
+        if self.pinned is not None:
+            conditions.append(f"pinned = {str(self.pinned).lower()}")
+        if self.agent_id is not None:
+            conditions.append("agent_id = $agent")
+        return " AND ".join(conditions)
+
+
+# ``total`` from the per-user counters (session_counts) for each (archived, pinned) filter.
+_COUNTERS: dict[tuple[Archived, bool | None], str] = {
+    ("all", None): "sessions",
+    ("false", None): "sessions - archived",
+    ("true", None): "archived",
+    ("all", True): "pinned",
+    ("false", True): "pinned - pinned_archived",
+    ("true", True): "pinned_archived",
+    ("all", False): "sessions - pinned",
+    ("false", False): "sessions - archived - pinned + pinned_archived",
+    ("true", False): "archived - pinned_archived",
+}
+
+
+@cache
+def _count_sql(filters: Filters) -> str:
+    """``total``: without ``agent_id``, from the counters the sessions trigger keeps (no session row is read);
+    with it, an index-only count on (tenant_id, agent_id)."""
+    if filters.agent_id is None:
+        where = "tenant_id = $tenant AND user_id = $user" if filters.user_id is not None else "tenant_id = $tenant"
+        counter = _COUNTERS[filters.archived, filters.pinned]
+        return f"SELECT coalesce(sum({counter}), 0) AS total FROM session_counts WHERE {where}"
+    archived = "" if filters.archived == "all" else f" AND archived = {filters.archived}"
+    return f"SELECT count(*) AS total FROM sessions WHERE {filters.where()}{archived}"
+
+
+@cache
+def _page_sql(filters: Filters, sort_by: SortBy, order: Order, after: bool) -> str:
     """The page query: find the page's ids by index, then read only those sessions and their agents.
 
-    The ids come from an index-only scan (sort key, ``session_id``, ``tenant_id`` and
-    ``user_id`` are all in the index), so a deep ``offset`` skips index entries instead
-    of reading every skipped session row.
+    Each value of ``archived`` the filter takes walks its own range of an index led by
+    (tenant_id[, user_id], archived) in sort order; ``all`` merges the two ranges (a Merge
+    Append, each branch stopping at ``$window`` = offset + limit rows). The ids come from an
+    index-only scan, so a deep ``offset`` skips index entries instead of session rows, and a
+    cursor (``after``) starts the walk at its position: ``(sort key, session_id)`` beyond it.
     """
-    where = "tenant_id = {} AND user_id = {}" if by_user else "tenant_id = {}"
     direction = "DESC" if order == "desc" else "ASC"
     sort = f"{sort_by} {direction}, session_id {direction}"
+    keyset = f" AND ({sort_by}, session_id) {'<' if order == 'desc' else '>'} ($after_key, $after_id)" if after else ""
+    values = ["false", "true"] if filters.archived == "all" else [filters.archived]
+    branches = [
+        f"SELECT session_id, {sort_by} FROM sessions WHERE {filters.where()} AND archived = {value}{keyset} "
+        f"ORDER BY {sort}"
+        for value in values
+    ]
+    if len(branches) == 1:
+        ids = f"{branches[0]} LIMIT $limit OFFSET $offset"
+    else:
+        ids = " UNION ALL ".join(f"({branch} LIMIT $window)" for branch in branches)
+        ids += f" ORDER BY {sort} LIMIT $limit OFFSET $offset"
     return f"""
-        WITH ids AS (
-            SELECT session_id
-            FROM sessions
-            WHERE {where}
-            ORDER BY {sort}
-            LIMIT {{}} OFFSET {{}}
-        ), page AS (
+        WITH ids AS ({ids}), page AS (
             SELECT s.session_id, s.user_id, s.agent_id, s.title, s.created_at, s.updated_at,
-                   s.message_count, s.last_message_at
+                   s.message_count, s.last_message_at, s.pinned, s.archived
             FROM ids JOIN sessions s ON s.session_id = ids.session_id
         )
         SELECT p.session_id, p.user_id, p.title, a.name AS agent_name,
                p.created_at, p.updated_at, p.message_count,
-               coalesce(p.last_message_at, p.created_at) > now() - {ACTIVE_WINDOW} AS is_active
+               coalesce(p.last_message_at, p.created_at) > now() - {ACTIVE_WINDOW} AS is_active,
+               p.pinned, p.archived
         FROM page p
         LEFT JOIN agent_configs a ON a.agent_id = p.agent_id
         ORDER BY p.{sort}
@@ -50,57 +126,89 @@ def _page_sql(by_user: bool, sort_by: SortBy, order: Order) -> str:
 
 
 @cache
-def _count_sql(by_user: bool) -> str:
-    """``total`` from the per-user counters the sessions trigger keeps: no session row is read."""
-    where = "tenant_id = {} AND user_id = {}" if by_user else "tenant_id = {}"
-    return f"SELECT coalesce(sum(sessions), 0) AS total FROM session_counts WHERE {where}"
-
-
-@cache
-def _list_sql(by_user: bool, sort_by: SortBy, order: Order) -> str:
+def _list_sql(filters: Filters, sort_by: SortBy, order: Order, after: bool) -> str:
     """Total and page in one round trip: a row per session, each with ``total``; one row of ``total`` alone
-    when the page is empty. Placeholders: the filters (count), the filters again, limit, offset (page)."""
+    when the page is empty."""
     direction = "DESC" if order == "desc" else "ASC"
     return f"""
         SELECT c.total, l.*
-        FROM ({_count_sql(by_user)}) c
-        LEFT JOIN ({_page_sql(by_user, sort_by, order)}) l ON true
+        FROM ({_count_sql(filters)}) c
+        LEFT JOIN ({_page_sql(filters, sort_by, order, after)}) l ON true
         ORDER BY l.{sort_by} {direction}, l.session_id {direction}
     """
 
 
-Statement = tuple[str, tuple[object, ...]]  # a Piccolo SQL template and its arguments
+def _shape(filters: Filters) -> Filters:
+    """The filters with their ids blanked (the SQL's shape, one cache entry per shape, not per id)."""
+    blank = UUID(int=0)
+    return Filters(
+        user_id=None if filters.user_id is None else blank,
+        archived=filters.archived,
+        pinned=filters.pinned,
+        agent_id=None if filters.agent_id is None else blank,
+    )
 
 
 def list_statement(
-    tenant_id: UUID, user_id: UUID | None, *, limit: int, offset: int, sort_by: SortBy, order: Order
+    tenant_id: UUID,
+    filters: Filters,
+    *,
+    limit: int,
+    offset: int,
+    sort_by: SortBy,
+    order: Order,
+    after: Position | None = None,
 ) -> Statement:
-    """The list query exactly as ``list_sessions`` sends it (the plan tests and the bench floor replay it)."""
-    by_user = user_id is not None
-    filters = (tenant_id, user_id) if by_user else (tenant_id,)
-    return _list_sql(by_user, sort_by, order), (*filters, *filters, limit, offset)
+    """The list query exactly as ``list_sessions`` sends it (the plan tests and the bench floor replay it).
+
+    It asks for ``limit`` rows; ``list_sessions`` asks for one more, to know whether a next page exists.
+    """
+    template = _list_sql(_shape(filters), sort_by, order, after is not None)
+    values: dict[str, object] = {
+        "tenant": tenant_id,
+        "user": filters.user_id,
+        "agent": filters.agent_id,
+        "limit": limit,
+        "offset": offset,
+        "window": limit + offset,
+        "after_key": after[0] if after else None,
+        "after_id": after[1] if after else None,
+    }
+    return _statement(template, values)
 
 
 async def list_sessions(
     tenant_id: UUID,
-    user_id: UUID | None,
+    filters: Filters,
     *,
     limit: int,
-    offset: int,
+    offset: int = 0,
     sort_by: SortBy = "updated_at",
     order: Order = "desc",
+    after: Position | None = None,
+    cursor_of: Callable[[Position], str],
 ) -> SessionListResponse:
-    """A page of the tenant's sessions (of ``user_id`` only, when given), with the total."""
-    sql, args = list_statement(tenant_id, user_id, limit=limit, offset=offset, sort_by=sort_by, order=order)
+    """A page of the sessions ``filters`` select, with the exact total.
+
+    ``after`` (a cursor's position) starts the page after that row; ``cursor_of`` makes the
+    ``next_cursor`` of the page's last row when another page follows.
+    """
+    sql, args = list_statement(
+        tenant_id, filters, limit=limit + 1, offset=offset, sort_by=sort_by, order=order, after=after
+    )
     rows = await Session.raw(sql, *args)
     total = int(rows[0]["total"])
-    sessions = msgspec.convert([row for row in rows if row["session_id"] is not None], list[SessionInfo])
+    found = msgspec.convert([row for row in rows if row["session_id"] is not None], list[SessionInfo])
+    sessions = found[:limit]
+    last = sessions[-1] if sessions else None
+    next_cursor = cursor_of((getattr(last, sort_by), last.session_id)) if last and len(found) > limit else None
     return SessionListResponse(
         sessions=sessions,
         total=total,
         limit=limit,
         offset=offset,
-        has_more=offset + len(sessions) < total,
+        has_more=next_cursor is not None if after else offset + len(sessions) < total,
+        next_cursor=next_cursor,
     )
 
 
@@ -108,7 +216,8 @@ async def list_sessions(
 _INFO_SQL = f"""
     SELECT s.session_id, s.user_id, s.title, a.name AS agent_name,
            s.created_at, s.updated_at, s.message_count,
-           coalesce(s.last_message_at, s.created_at) > now() - {ACTIVE_WINDOW} AS is_active
+           coalesce(s.last_message_at, s.created_at) > now() - {ACTIVE_WINDOW} AS is_active,
+           s.pinned, s.archived
     FROM s
     LEFT JOIN agent_configs a ON a.tenant_id = s.tenant_id AND a.agent_id = s.agent_id
 """
@@ -122,14 +231,27 @@ _CREATE_SQL = (
     )"""
     + _INFO_SQL
 )
+# A new title moves ``updated_at``; pinned/archived alone do not (null: left as it is).
 _UPDATE_SQL = (
     """WITH s AS (
-        UPDATE sessions SET title = {}, updated_at = greatest(updated_at, clock_timestamp())
+        UPDATE sessions SET
+            title = CASE WHEN {} THEN {} ELSE title END,
+            updated_at = CASE WHEN {} THEN greatest(updated_at, clock_timestamp()) ELSE updated_at END,
+            pinned = coalesce({}, pinned),
+            archived = coalesce({}, archived)
         WHERE tenant_id = {} AND session_id = {} AND user_id = {}
         RETURNING *
     )"""
     + _INFO_SQL
 )
+_ARCHIVE_SQL = """
+    WITH a AS (
+        UPDATE sessions SET archived = true
+        WHERE tenant_id = {} AND user_id = {} AND session_id = ANY({}) AND NOT archived
+        RETURNING 1
+    )
+    SELECT count(*) AS archived FROM a
+"""
 
 
 def _one(rows: list[dict[str, object]]) -> SessionInfo | None:
@@ -166,9 +288,37 @@ async def create_session(tenant_id: UUID, user_id: UUID, title: str | None, agen
     return msgspec.convert(rows[0], SessionInfo)
 
 
-async def update_title(tenant_id: UUID, session_id: UUID, user_id: UUID, title: str | None) -> SessionInfo | None:
-    """Set the title of ``user_id``'s session (``updated_at`` moves); None when there is no such session."""
-    return _one(await Session.raw(_UPDATE_SQL, title, tenant_id, session_id, user_id))
+@dataclass(frozen=True)
+class Change:
+    """What a PATCH sets: ``title`` only when ``set_title``; ``pinned``/``archived`` when not None."""
+
+    set_title: bool = False
+    title: str | None = None
+    pinned: bool | None = None
+    archived: bool | None = None
+
+
+async def update_session(tenant_id: UUID, session_id: UUID, user_id: UUID, change: Change) -> SessionInfo | None:
+    """Apply ``change`` to ``user_id``'s session (a title moves ``updated_at``); None when there is no such session."""
+    return _one(
+        await Session.raw(
+            _UPDATE_SQL,
+            change.set_title,
+            change.title,
+            change.set_title,
+            change.pinned,
+            change.archived,
+            tenant_id,
+            session_id,
+            user_id,
+        )
+    )
+
+
+async def archive_sessions(tenant_id: UUID, user_id: UUID, session_ids: list[UUID]) -> ArchiveResult:
+    """Archive ``user_id``'s sessions among ``session_ids``; how many were not archived yet (others' are ignored)."""
+    rows = await Session.raw(_ARCHIVE_SQL, tenant_id, user_id, session_ids)
+    return ArchiveResult(archived=int(rows[0]["archived"]))
 
 
 async def delete_session(tenant_id: UUID, session_id: UUID, user_id: UUID) -> bool:

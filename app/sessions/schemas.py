@@ -12,6 +12,7 @@ from app.inputs import WITHOUT_NUL, Id
 
 SortBy = Literal["updated_at", "created_at"]
 Order = Literal["desc", "asc"]
+Archived = Literal["false", "true", "all"]
 
 
 class SessionInfo(msgspec.Struct, frozen=True):
@@ -25,18 +26,25 @@ class SessionInfo(msgspec.Struct, frozen=True):
     updated_at: datetime
     message_count: int
     is_active: bool
-    snippet: str | None = None  # search results only: plain text around the first matched word
+    pinned: bool
+    archived: bool
+    snippet: str | None = None  # in search results only: the text around the first matched word
 
 
 class SessionListResponse(msgspec.Struct, frozen=True):
-    """A page of sessions; ``has_more`` = ``offset + len(sessions) < total`` (a capped search: another page exists)."""
+    """A page of sessions; ``has_more`` = ``offset + len(sessions) < total`` (with a cursor: ``next_cursor`` is set).
+
+    ``next_cursor`` continues after this page (null on the last page); ``total_capped`` is true only
+    for a search whose ``total`` was capped.
+    """
 
     sessions: list[SessionInfo]
     total: int
     limit: int
     offset: int
     has_more: bool
-    total_capped: bool = False  # a search with more than 1,000 matches: total is 1,000
+    next_cursor: str | None = None
+    total_capped: bool = False
 
 
 TITLE_MAX = 255
@@ -64,11 +72,33 @@ class SessionCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SessionUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Body of ``PATCH /sessions/{session_id}``: the new title (null clears it)."""
+    """Body of ``PATCH /sessions/{session_id}``: any non-empty subset of title (null clears it), pinned, archived."""
 
-    title: Title | None
+    title: Title | msgspec.UnsetType | None = msgspec.UNSET
+    pinned: bool | msgspec.UnsetType = msgspec.UNSET
+    archived: bool | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the body sets nothing (``{}``)."""
+        return all(value is msgspec.UNSET for value in (self.title, self.pinned, self.archived))
 
     @property
     def clean_title(self) -> str | None:
-        """The title to store (see ``_cut_title``)."""
-        return _cut_title(self.title)
+        """The title to store (see ``_cut_title``); only meaningful when ``title`` is set."""
+        return None if isinstance(self.title, msgspec.UnsetType) else _cut_title(self.title)
+
+
+ARCHIVE_MAX = 100
+
+
+class SessionArchive(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /sessions/archive``: 1 to 100 distinct session ids."""
+
+    session_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=ARCHIVE_MAX)]
+
+
+class ArchiveResult(msgspec.Struct, frozen=True):
+    """How many of the caller's sessions ``POST /sessions/archive`` archived now (already archived: not counted)."""
+
+    archived: int

@@ -20,3 +20,22 @@ class UserInfo(msgspec.Struct, frozen=True):
     def is_admin(self) -> bool:
         """True for a tenant admin (reads the whole tenant)."""
         return self.role == "admin"
+
+
+class DirectoryEntry(msgspec.Struct, frozen=True):
+    """One user of the tenant, as the users directory lists them."""
+
+    user_id: UUID
+    email: str
+    display_name: str
+    role: str
+
+
+class UserListResponse(msgspec.Struct, frozen=True):
+    """A page of the tenant's users (by display name, then id); ``has_more`` = ``offset + len(users) < total``."""
+
+    users: list[DirectoryEntry]
+    total: int
+    limit: int
+    offset: int
+    has_more: bool

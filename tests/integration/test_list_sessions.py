@@ -71,7 +71,15 @@ async def test_admin_naming_a_user_sees_that_users_sessions(client, world: World
 async def test_admin_naming_a_user_outside_the_tenant_gets_an_empty_page(client, world: World) -> None:
     for stranger in (world.b.alice.user_id, world.b.admin.user_id, uuid.uuid4()):
         body = await list_sessions(client, world.a, world.a.admin, user_id=str(stranger))
-        assert body == {"sessions": [], "total": 0, "limit": 10, "offset": 0, "has_more": False}
+        assert body == {
+            "sessions": [],
+            "total": 0,
+            "limit": 10,
+            "offset": 0,
+            "has_more": False,
+            "next_cursor": None,
+            "total_capped": False,
+        }
 
 
 # -- ordering and paging ---------------------------------------------------------------------
@@ -145,7 +153,15 @@ async def test_offset_edges_and_has_more(client, world: World, offset: int, coun
 async def test_a_user_without_sessions_gets_an_empty_list(client, owner, settings) -> None:
     user = await fresh_user(owner, settings)
     body = (await client.get(f"/api/{user.tenant_id}/sessions", headers=user.headers)).json()
-    assert body == {"sessions": [], "total": 0, "limit": 10, "offset": 0, "has_more": False}
+    assert body == {
+        "sessions": [],
+        "total": 0,
+        "limit": 10,
+        "offset": 0,
+        "has_more": False,
+        "next_cursor": None,
+        "total_capped": False,
+    }
 
 
 # -- fields ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.contract import assert_names_field, when
+from tests.contract import SHAPES, assert_names_field, when
 from tests.factories import TestTenant, TestUser, World, add_message, create_session
 from tests.polling import wait_for_lock_waiters
 
@@ -57,7 +57,7 @@ async def test_history_pages_oldest_first_with_ties_broken_by_id(client, world: 
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"messages", "total", "limit", "offset", "has_more"}
+        assert set(body) == SHAPES["MessageListResponse"]
         assert (body["total"], body["limit"], body["offset"], body["has_more"]) == (7, 3, offset, more)
         for message in body["messages"]:
             assert set(message) == MESSAGE_FIELDS
@@ -86,7 +86,14 @@ async def test_history_of_a_session_without_messages_is_an_empty_page(client, wo
     session_id = await new_session(client, a, a.bob)
     response = await client.get(a.path(f"sessions/{session_id}/messages"), headers=a.bob.headers)
     assert response.status_code == 200
-    assert response.json() == {"messages": [], "total": 0, "limit": 50, "offset": 0, "has_more": False}
+    assert response.json() == {
+        "messages": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+        "has_more": False,
+        "next_cursor": None,
+    }
 
 
 async def test_admin_reads_a_supporters_history(client, world: World) -> None:

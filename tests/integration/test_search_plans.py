@@ -17,6 +17,7 @@ import pytest
 from piccolo.querystring import QueryString
 
 from app.db.context import set_context
+from app.sessions.queries import Filters
 from app.sessions.search import DRIVE_MAX, ranges_statement, search_statement
 from tests.factories import TestUser, create_tenant, create_user
 from tests.integration.test_query_plans import nodes
@@ -42,8 +43,8 @@ async def sessions_with_words(owner: asyncpg.Pool, user: TestUser, count: int, m
     """``count`` sessions titled 'report <i> w<i>' (w<i>: a word of one session), each message 'status <i> parcel'."""
     await owner.execute(
         """INSERT INTO sessions (tenant_id, user_id, title, created_at, updated_at)
-           SELECT $1::uuid, $2::uuid, 'report ' || i || ' w' || md5($2::uuid::text || i), now() - i * interval '1 minute',
-                  now() - i * interval '1 minute'
+           SELECT $1::uuid, $2::uuid, 'report ' || i || ' w' || md5($2::uuid::text || i),
+                  now() - i * interval '1 minute', now() - i * interval '1 minute'
            FROM generate_series(1, $3) AS i""",
         user.tenant_id,
         user.user_id,
@@ -105,15 +106,15 @@ async def test_search_reads_words_by_index_and_does_bounded_work(
 ) -> None:
     user = crowd[who]
     terms = [crowd["rare"] if t == "RARE" else t for t in terms]
-    owner = crowd["supporter"].user_id if who == "supporter" else None
+    filters = Filters(user_id=crowd["supporter"].user_id if who == "supporter" else None)
     started = time.perf_counter()
-    ranges = await explain(database, user, ranges_statement(user.tenant_id, owner, terms))
+    ranges = await explain(database, user, ranges_statement(user.tenant_id, filters, terms))
     indexes, seq_scans = kinds(ranges)
     assert indexes & WORD_INDEXES, indexes
     assert not seq_scans, seq_scans
     driver = crowd["rare"] if driven else None
     statement = search_statement(
-        user.tenant_id, owner, terms, driver=driver, limit=20, offset=0, sort_by="updated_at", order="desc"
+        user.tenant_id, filters, terms, driver=driver, limit=20, offset=0, sort_by="updated_at", order="desc"
     )
     plan = await explain(database, user, statement)
     elapsed = (time.perf_counter() - started) * 1000

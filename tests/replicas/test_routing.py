@@ -229,7 +229,9 @@ class WritesInARead(Controller):
 
     @get("/rename/{session_id:uuid}")
     async def rename(self, user: NamedDependency[UserInfo], session_id: FromPath[uuid.UUID]) -> None:
-        await session_queries.update_title(user.tenant_id, session_id, user.user_id, "renamed by a read")
+        await session_queries.update_session(
+            user.tenant_id, session_id, user.user_id, session_queries.Change(set_title=True, title="renamed by a read")
+        )
 
     @get("/delete/{session_id:uuid}")
     async def delete(self, user: NamedDependency[UserInfo], session_id: FromPath[uuid.UUID]) -> None:

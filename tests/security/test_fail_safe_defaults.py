@@ -9,6 +9,7 @@ strong ``JWT_SECRET``, and with RS256/ES256 but no ``JWT_ISSUER``/``JWT_AUDIENCE
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -173,6 +174,7 @@ def test_production_rs256_with_issuer_and_audience_accepts_only_tokens_for_this_
         "JWT_PUBLIC_KEY": public_pem,
         "JWT_ISSUER": issuer,
         "JWT_AUDIENCE": audience,
+        "CURSOR_SECRET": secrets.token_urlsafe(32),  # no JWT_SECRET to derive the cursors' key from
     }
     alice = victims.a.alice
 

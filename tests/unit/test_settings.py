@@ -118,7 +118,13 @@ def test_unsafe_configurations_are_refused(environ: dict[str, str], message: str
 
 
 def test_asymmetric_algorithms_verify_with_the_public_key() -> None:
-    environ = {"JWT_ALGORITHM": "es256", "JWT_PUBLIC_KEY": "PEM", "JWT_ISSUER": "https://idp", "JWT_AUDIENCE": "chat"}
+    environ = {
+        "JWT_ALGORITHM": "es256",
+        "JWT_PUBLIC_KEY": "PEM",
+        "JWT_ISSUER": "https://idp",
+        "JWT_AUDIENCE": "chat",
+        "CURSOR_SECRET": secrets.token_urlsafe(32),
+    }
     settings = Settings.from_env(environ)
     settings.validate()
     assert settings.is_production
