@@ -8,8 +8,8 @@ the other sessions (1 to 2×average-1 each, deterministic).
 
 The load runs as the superuser with ``session_replication_role = replica``: the
 ``messages_counters`` and ``sessions_counters`` triggers (and the foreign-key triggers)
-do not fire, so ``message_count``, ``last_message_at``, ``updated_at`` and the per-user
-``session_counts`` are written directly with the values the triggers would have kept.
+do not fire, so ``message_count``, ``last_message_at``, ``updated_at``, the per-user
+``session_counts`` and ``search_words`` are written directly with the values the triggers would have kept.
 IDs increase in load order (like UUIDv7), so the primary-key and (session_id,
 created_at) indexes are appended to, not split at random.
 """
@@ -39,6 +39,15 @@ CONTENTS = (
     "I need help with a customs declaration for order {n}.",
     "Routing you to the ShipmentAgent.",
 )
+
+
+# The words of every title and message (rls_policies/search_words.sql's triggers, set-wise).
+SEARCH_WORDS_SQL = """
+INSERT INTO search_words (tenant_id, user_id, session_id, message_id, word)
+    SELECT s.tenant_id, s.user_id, s.session_id, NULL, w FROM sessions s, chat_search_words(s.title) AS w;
+INSERT INTO search_words (tenant_id, user_id, session_id, message_id, word)
+    SELECT m.tenant_id, m.user_id, m.session_id, m.message_id, w FROM messages m, chat_search_words(m.content) AS w;
+"""
 
 
 @dataclass(frozen=True)
@@ -243,10 +252,15 @@ async def load(owner_dsn: str, plan: Plan, now: datetime | None = None) -> Loade
             )
             done += len(batch)
             print(f"   messages {done:,}/{messages:,} ({time.perf_counter() - started:.0f} s)", flush=True)
+        if await connection.fetchval("SELECT to_regclass('public.search_words') IS NOT NULL"):
+            await connection.execute(SEARCH_WORDS_SQL)  # what the search triggers would have written
+            print(f"   search words ({time.perf_counter() - started:.0f} s)", flush=True)
         await connection.execute("SET session_replication_role = origin")
         await connection.execute("VACUUM (ANALYZE) tenants, users, agent_configs, sessions, messages")
         if await connection.fetchval("SELECT to_regclass('public.session_counts') IS NOT NULL"):
             await connection.execute("VACUUM (ANALYZE) session_counts")
+        if await connection.fetchval("SELECT to_regclass('public.search_words') IS NOT NULL"):
+            await connection.execute("VACUUM (ANALYZE) search_words")
     finally:
         await connection.close()
 

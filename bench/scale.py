@@ -5,8 +5,9 @@ messages over three tenants; ``SCALE=1`` is the full size). At every scale the e
 ``power`` holds 10,000 sessions and ``heavy`` holds sessions of 10,000 messages each.
 The data set is loaded once per scale into ``bench_scale_<scale>`` and reused by later
 runs (``BENCH_RELOAD=1`` to load it again). Scenarios: the list (first page, deep offset,
-an admin's tenant-wide page, sessions of 10,000 messages), a session's history and
-posting a message, at concurrency 1, 16 and 64 with 1 and 2 uvicorn workers
+an admin's tenant-wide page, sessions of 10,000 messages), a session's history,
+posting a message, and search (a supporter's rare and common terms, an admin's
+tenant-wide), at concurrency 1, 16 and 64 with 1 and 2 uvicorn workers
 (``BENCH_CONCURRENCY``, ``BENCH_WORKERS``, ``BENCH_SECONDS`` change that;
 ``BENCH_LOAD_ONLY=1`` only loads).
 """
@@ -18,13 +19,22 @@ import json
 import os
 import time
 from dataclasses import asdict
+from uuid import UUID
 
 import asyncpg
 
 from bench import harness
 from bench.generate import TENANTS, Loaded, Plan, load
 from bench.harness import Report
-from bench.scenarios import Context, history_scenario, int_list, list_scenario, post_scenario, run
+from bench.scenarios import (
+    Context,
+    history_scenario,
+    int_list,
+    list_scenario,
+    post_scenario,
+    run,
+    search_scenario,
+)
 
 FULL_SESSIONS = 1_000_000
 FULL_MESSAGES = 20_000_000
@@ -75,6 +85,20 @@ async def loaded_data(server: str, scale: float) -> tuple[harness.Database, Load
     return db, data
 
 
+async def rare_term(db: harness.Database, user_id: str) -> str:
+    """A rare word: the user's highest session number ("Conversation N about shipment …"), which begins few words."""
+    connection = await asyncpg.connect(db.owner_dsn)
+    try:
+        title = await connection.fetchval(
+            "SELECT title FROM sessions WHERE user_id = $1 AND title IS NOT NULL"
+            " ORDER BY length(title) DESC, title DESC LIMIT 1",
+            UUID(user_id),
+        )
+    finally:
+        await connection.close()
+    return str(title).split()[1]
+
+
 def main() -> None:
     """Load (or reuse) the data set, measure every scenario, print the table, save the JSON."""
     scale = float(os.environ.get("SCALE", "0.05"))
@@ -87,6 +111,7 @@ def main() -> None:
         ctx = Context(data)
         power = data.power
         deep = max(0, data.counts["power_sessions"] - 100)
+        rare = asyncio.run(rare_term(db, power))
         scenarios = [
             list_scenario(ctx, "list, first page", power, owner=power),
             list_scenario(ctx, f"list, deep offset {deep:,}", power, owner=power, offset=deep),
@@ -94,6 +119,11 @@ def main() -> None:
             list_scenario(ctx, "list, sessions of 10k messages", data.heavy, owner=data.heavy),
             history_scenario(ctx, "history, 10k-message session", data.heavy_sessions),
             post_scenario(ctx, "post a message", data.power_sessions[:500]),
+            search_scenario(ctx, "search, supporter, rare term", power, owner=power, q=rare),
+            search_scenario(ctx, "search, supporter, common term", power, owner=power, q="shipment"),
+            search_scenario(ctx, "search, supporter, two terms", power, owner=power, q="refund damag"),
+            search_scenario(ctx, "search, admin tenant-wide, rare", data.admins[TENANTS[0]], owner=None, q=rare),
+            search_scenario(ctx, "search, admin tenant-wide, common", data.admins[TENANTS[0]], owner=None, q="customs"),
         ]
         report = Report(
             f"scale-{scale:g}", {"scale": scale, "plan": data.plan, "counts": data.counts, "load_seconds": data.seconds}

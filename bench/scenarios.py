@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import asyncpg
@@ -28,6 +29,7 @@ from app.db.context import set_context
 from app.db.transaction import Limits
 from app.main import create_app
 from app.messages.queries import add_statement, history_statement
+from app.sessions import search
 from app.sessions.queries import Filters, list_statement
 from app.settings import Settings
 from bench import harness
@@ -191,3 +193,41 @@ def run(
 def int_list(name: str, default: str) -> list[int]:
     """A comma-separated list of integers from the environment."""
     return [int(x) for x in os.environ.get(name, default).split(",") if x.strip()]
+
+
+def search_floor(tenant_id: str, user_id: str, owner: str | None, q: str) -> Transaction:
+    """The search request's transaction: the term counts that choose the plan, then the search."""
+    tenant, user = UUID(tenant_id), UUID(user_id)
+    filters = Filters(user_id=UUID(owner) if owner else None)
+    terms = search.terms_of(q)
+    ranges = _compiled(*search.ranges_statement(tenant, filters, terms))
+
+    async def transaction(connection: asyncpg.Connection, n: int) -> None:
+        await connection.execute(LIMITS.begin_sql)
+        try:
+            await set_context(connection, tenant, user)
+            words = [int(row["words"]) for row in await connection.fetch(*ranges)]
+            statement = search.search_statement(
+                tenant,
+                filters,
+                terms,
+                driver=search.driver_of(terms, words),
+                limit=11,
+                offset=0,
+                sort_by="updated_at",
+                order="desc",
+            )
+            sql, args = _compiled(*statement)
+            await connection.fetch(sql, *args)
+        except BaseException:
+            await connection.execute("ROLLBACK")
+            raise
+        await connection.execute("COMMIT")
+
+    return transaction
+
+
+def search_scenario(ctx: Context, name: str, user_id: str, *, owner: str | None, q: str) -> Scenario:
+    """``GET /sessions?q=…`` as ``user_id`` (default limit 10)."""
+    path = f"/api/{ctx.tenant}/sessions?q={quote(q)}"
+    return Scenario(name, LIST_ROUTE, [Request(path, ctx.token(user_id))], search_floor(ctx.tenant, user_id, owner, q))

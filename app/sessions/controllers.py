@@ -104,10 +104,9 @@ class SessionController(Controller):
         q: Annotated[
             str | None,
             QueryParameter(
-                description=(
-                    "Search, 1–200 characters after trimming: sessions whose title, or one single message, "
-                    "has a word beginning with each word of `q` (letters and digits; case-insensitive)"
-                )
+                description="Search, 1–200 characters after trimming: sessions whose title, or one single message, "
+                "has a word beginning with each word of `q` (words: runs of letters and digits; case-insensitive). "
+                "`total` is exact up to 1,000, then 1,000 with `total_capped`; each hit has its `snippet`."
             ),
         ] = None,
     ) -> SessionListResponse:
@@ -118,15 +117,27 @@ class SessionController(Controller):
             owner = user.user_id
         else:
             raise PermissionDeniedException(detail="a supporter may only list their own sessions")
-        if q is not None:
-            terms = search.parse_q(q)
-            return await search.search_sessions(
-                tenant_id, owner, terms, limit=limit, offset=offset, sort_by=sort_by, order=order
-            )
         bind_offset(cursor, offset)
         filters = queries.Filters(user_id=owner, archived=archived, pinned=pinned, agent_id=agent_id)
-        bound = {**filters.bound(), "sort_by": sort_by, "order": order}
+        bound = {"tenant_id": tenant_id, **filters.bound(), "sort_by": sort_by, "order": order}
+        terms = search.parse_q(q) if q is not None else None
+        if terms is not None:
+            bound["q"] = terms
         key = cursor_key(state.settings)
+        after = read_cursor(key, bound, cursor) if cursor is not None else None
+        cursor_of = partial(make_cursor, key, bound)
+        if terms is not None:
+            return await search.search_sessions(
+                tenant_id,
+                filters,
+                terms,
+                limit=limit,
+                offset=offset,
+                sort_by=sort_by,
+                order=order,
+                after=after,
+                cursor_of=cursor_of,
+            )
         return await queries.list_sessions(
             tenant_id,
             filters,
@@ -134,8 +145,8 @@ class SessionController(Controller):
             offset=offset,
             sort_by=sort_by,
             order=order,
-            after=read_cursor(key, bound, cursor) if cursor is not None else None,
-            cursor_of=partial(make_cursor, key, bound),
+            after=after,
+            cursor_of=cursor_of,
         )
 
     @post(

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import cache
 from uuid import UUID
 
 import msgspec
 
+from app.cursors import Position
 from app.inputs import NUL_WORDS, invalid
+from app.sessions.queries import ACTIVE_WINDOW, Filters, Statement, _shape, _statement
 from app.sessions.schemas import Order, SessionInfo, SessionListResponse, SortBy
 from app.tables import Session
 
@@ -35,8 +38,6 @@ DRIVE_MAX = 2000  # the most words of one term that the driven plan reads
 SNIPPET_MAX = 200
 SNIPPET_BEFORE = 40  # characters of context before the first matched word
 _SPACE = re.compile(r"\s+")
-
-Statement = tuple[str, tuple[object, ...]]
 
 
 def _is_word_char(char: str) -> bool:
@@ -87,23 +88,22 @@ def parse_q(q: str) -> list[str]:
 
 
 def _after(term: str) -> str:
-    """The smallest string greater than every string ``term`` begins (its last code point + 1)."""
-    point = ord(term[-1]) + 1
-    if 0xD800 <= point <= 0xDFFF:  # surrogates are no characters: skip to the next one
-        point = 0xE000
-    return term[:-1] + chr(point)
+    """The smallest string greater than every string ``term`` begins: its last code point + 1.
+
+    A term ends with a letter or digit, never with U+D7FF (unassigned), so + 1 is never a surrogate."""
+    return term[:-1] + chr(ord(term[-1]) + 1)
 
 
 # The terms as a table (lo, hi): a word starts with the term when lo <= word < hi.
-_TERMS = "terms AS (SELECT lo, hi FROM unnest({}::text[], {}::text[]) AS t(lo, hi))"
+_TERMS = "terms AS (SELECT lo, hi FROM unnest($lo::text[], $hi::text[]) AS t(lo, hi))"
 
 
 def _unit_match(session: str, several: bool) -> str:
     """The units (title: message_id NULL, or one message) of ``session`` holding a word of every term."""
-    if not several:
+    if not several:  # OFFSET 0: a probe per session, never turned into a join that reads every word of the term
         return f"""
             SELECT w.message_id FROM terms, search_words w
-            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi
+            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi OFFSET 0
         """
     return f"""
         SELECT u.message_id
@@ -116,56 +116,78 @@ def _unit_match(session: str, several: bool) -> str:
     """
 
 
-def _owner(alias: str, by_user: bool) -> str:
-    where = f"{alias}.tenant_id = {{}}"
-    return where + f" AND {alias}.user_id = {{}}" if by_user else where
+def _owner(filters: Filters) -> str:
+    """The words of the sessions of the filters' owner (the tenant's, or one user's)."""
+    return "w.tenant_id = $tenant" + (" AND w.user_id = $user" if filters.user_id is not None else "")
+
+
+def _archived(filters: Filters) -> str:
+    return "" if filters.archived == "all" else f" AND archived = {filters.archived}"
 
 
 # The page's sessions with their agent and the text the snippet is cut from: the first message
 # (oldest) holding every term, else the title.
-_PAGE_INFO = """
+_PAGE_INFO = f"""
     SELECT p.session_id, p.user_id, p.title, a.name AS agent_name,
-           p.created_at, p.updated_at, p.message_count, p.pinned, p.archived,
-           coalesce(p.last_message_at, p.created_at) > now() - interval '24 hours' AS is_active,
-           coalesce(unit.content, p.title) AS snippet_source
+           p.created_at, p.updated_at, p.message_count,
+           coalesce(p.last_message_at, p.created_at) > now() - {ACTIVE_WINDOW} AS is_active,
+           p.pinned, p.archived, coalesce(unit.content, p.title) AS snippet_source
     FROM page_ids CROSS JOIN LATERAL (
-        SELECT * FROM sessions p WHERE p.session_id = page_ids.session_id AND p.tenant_id = {{}} OFFSET 0
+        SELECT * FROM sessions p WHERE p.session_id = page_ids.session_id AND p.tenant_id = $tenant OFFSET 0
     ) p
     LEFT JOIN agent_configs a ON a.agent_id = p.agent_id
     LEFT JOIN LATERAL (
-        SELECT m.content FROM ({match}) hit LEFT JOIN messages m ON m.message_id = hit.message_id
+        SELECT m.content FROM ({{match}}) hit LEFT JOIN messages m ON m.message_id = hit.message_id
         ORDER BY m.created_at NULLS LAST, m.message_id LIMIT 1
     ) unit ON true
 """
 
 
 @cache
-def _search_sql(by_user: bool, driven: bool, several: bool, sort_by: SortBy, order: Order) -> str:
-    """The search: the capped count and the page in one round trip (one row per page session,
-    or one row of ``total`` alone). Placeholders: lo[], hi[], then the plan's (see ``search_statement``)."""
+def _search_sql(filters: Filters, driven: bool, several: bool, sort_by: SortBy, order: Order, after: bool) -> str:
+    """The search: the capped count and the page in one round trip (one row per page session, or one row
+    of ``total`` alone). The count ignores the cursor (it is the search's, not the rest's)."""
     direction = "DESC" if order == "desc" else "ASC"
     sort = f"{sort_by} {direction}, session_id {direction}"
+    keyset = f" AND ({sort_by}, session_id) {'<' if order == 'desc' else '>'} ($after_key, $after_id)" if after else ""
+    where = filters.where() + _archived(filters)
     if driven:
         verify = f"WHERE EXISTS ({_unit_match('c.session_id', several)})" if several else ""
         hits = f"""
             candidates AS (
                 SELECT DISTINCT w.session_id FROM search_words w
-                WHERE {_owner("w", by_user)} AND w.word >= {{}} AND w.word < {{}}
+                WHERE {_owner(filters)} AND w.word >= $driver AND w.word < $driver_next
             ), verified AS MATERIALIZED (
                 SELECT c.session_id FROM candidates c {verify}
             ), hits AS (  -- each by its primary key (a lateral subquery the planner can't turn into a scan)
                 SELECT s.* FROM verified v CROSS JOIN LATERAL (
-                    SELECT s.session_id, s.{sort_by} FROM sessions s
-                    WHERE s.session_id = v.session_id AND {_owner("s", by_user)} OFFSET 0
+                    SELECT session_id, {sort_by} FROM sessions WHERE session_id = v.session_id AND {where} OFFSET 0
                 ) s
             ), counted AS (SELECT count(*) AS total FROM (SELECT 1 FROM hits LIMIT {TOTAL_MAX + 1}) x),
-            page_ids AS (SELECT session_id, {sort_by} FROM hits ORDER BY {sort} LIMIT {{}} OFFSET {{}})
+            page_ids AS (
+                SELECT session_id, {sort_by} FROM hits WHERE true{keyset} ORDER BY {sort} LIMIT $limit OFFSET $offset
+            )
         """
     else:
-        walk = f"FROM sessions s WHERE {_owner('s', by_user)} AND EXISTS ({_unit_match('s.session_id', several)})"
+        # In the requested order, each session probed; ``archived=all`` merges the two ranges of the index
+        # led by archived, like the list (app/sessions/queries.py).
+        match = f"EXISTS ({_unit_match('sessions.session_id', several)})"
+        values = ["false", "true"] if filters.archived == "all" else [filters.archived]
+        branches = [
+            f"SELECT session_id, {sort_by} FROM sessions WHERE {filters.where()} AND archived = {value}{keyset}"
+            f" AND {match} ORDER BY {sort}"
+            for value in values
+        ]
+        if len(branches) == 1:
+            ids = f"{branches[0]} LIMIT $limit OFFSET $offset"
+        else:
+            ids = " UNION ALL ".join(f"({branch} LIMIT $window)" for branch in branches)
+            ids += f" ORDER BY {sort} LIMIT $limit OFFSET $offset"
         hits = f"""
-            counted AS (SELECT count(*) AS total FROM (SELECT 1 {walk} LIMIT {TOTAL_MAX + 1}) x),
-            page_ids AS (SELECT s.session_id, s.{sort_by} {walk} ORDER BY s.{sort} LIMIT {{}} OFFSET {{}})
+            counted AS (
+                SELECT count(*) AS total
+                FROM (SELECT 1 FROM sessions WHERE {where} AND {match} LIMIT {TOTAL_MAX + 1}) x
+            ), page_ids AS ({ids})
         """
     return f"""
         WITH {_TERMS}, {hits}
@@ -180,22 +202,26 @@ _RANGES_SQL = """
     SELECT (SELECT count(*) FROM (
                SELECT 1 FROM search_words w WHERE {owner} AND w.word >= t.lo AND w.word < t.hi LIMIT {cap}
            ) x) AS words
-    FROM unnest({{}}::text[], {{}}::text[]) WITH ORDINALITY AS t(lo, hi, i)
+    FROM unnest($lo::text[], $hi::text[]) WITH ORDINALITY AS t(lo, hi, i)
     ORDER BY t.i
 """
 
 
-def ranges_statement(tenant_id: UUID, user_id: UUID | None, terms: list[str]) -> Statement:
+def ranges_statement(tenant_id: UUID, filters: Filters, terms: list[str]) -> Statement:
     """The count of each term's words (capped), as ``search_sessions`` sends it to choose its plan."""
-    by_user = user_id is not None
-    owner = (tenant_id, user_id) if by_user else (tenant_id,)
-    sql = _RANGES_SQL.format(owner=_owner("w", by_user), cap=DRIVE_MAX + 1)
-    return sql, (*owner, terms, [_after(t) for t in terms])
+    sql = _RANGES_SQL.format(owner=_owner(filters), cap=DRIVE_MAX + 1)
+    values: dict[str, object] = {
+        "tenant": tenant_id,
+        "user": filters.user_id,
+        "lo": terms,
+        "hi": [_after(t) for t in terms],
+    }
+    return _statement(sql, values)
 
 
 def search_statement(
     tenant_id: UUID,
-    user_id: UUID | None,
+    filters: Filters,
     terms: list[str],
     *,
     driver: str | None,
@@ -203,21 +229,31 @@ def search_statement(
     offset: int,
     sort_by: SortBy,
     order: Order,
+    after: Position | None = None,
 ) -> Statement:
     """The search query exactly as ``search_sessions`` sends it: driven by the term ``driver``, or a walk (None).
 
-    It reads one row past the page (``limit + 1``): whether another page exists, even past a capped total."""
-    by_user = user_id is not None
-    owner = (tenant_id, user_id) if by_user else (tenant_id,)
-    plan: tuple[object, ...] = (*owner, driver, _after(driver), *owner) if driver is not None else (*owner, *owner)
-    sql = _search_sql(by_user, driver is not None, len(terms) > 1, sort_by, order)
-    return sql, (terms, [_after(t) for t in terms], *plan, limit + 1, offset, tenant_id)
+    It asks for ``limit`` rows; ``search_sessions`` asks for one more, to know whether a next page exists."""
+    template = _search_sql(_shape(filters), driver is not None, len(terms) > 1, sort_by, order, after is not None)
+    values: dict[str, object] = {
+        "tenant": tenant_id,
+        "user": filters.user_id,
+        "agent": filters.agent_id,
+        "lo": terms,
+        "hi": [_after(t) for t in terms],
+        "driver": driver,
+        "driver_next": _after(driver) if driver is not None else None,
+        "limit": limit,
+        "offset": offset,
+        "window": limit + offset,
+        "after_key": after[0] if after else None,
+        "after_id": after[1] if after else None,
+    }
+    return _statement(template, values)
 
 
-def snippet(text: str | None, terms: list[str]) -> str | None:
+def snippet(text: str, terms: list[str]) -> str:
     """At most ``SNIPPET_MAX`` characters of ``text`` (whitespace collapsed) around its first word a term begins."""
-    if text is None:
-        return None
     flat = _SPACE.sub(" ", text).strip()
     first = next((at for at, word in words_with_positions(flat) if any(word.startswith(t) for t in terms)), 0)
     start = max(0, first - SNIPPET_BEFORE)
@@ -228,43 +264,56 @@ def snippet(text: str | None, terms: list[str]) -> str | None:
     return head + body
 
 
-async def choose_driver(tenant_id: UUID, user_id: UUID | None, terms: list[str]) -> str | None:
-    """The rarest term when its range holds at most ``DRIVE_MAX`` words (the driven plan), else None (a walk)."""
-    sql, args = ranges_statement(tenant_id, user_id, terms)
-    counts = [int(row["words"]) for row in await Session.raw(sql, *args)]
-    fewest = min(range(len(terms)), key=counts.__getitem__)
-    return terms[fewest] if counts[fewest] <= DRIVE_MAX else None
+def driver_of(terms: list[str], words: list[int]) -> str | None:
+    """The term to drive from, given each term's count of words (``ranges_statement``): the rarest one
+    when it holds at most ``DRIVE_MAX`` words, else None (walk the sessions)."""
+    fewest = min(range(len(terms)), key=words.__getitem__)
+    return terms[fewest] if words[fewest] <= DRIVE_MAX else None
 
 
 async def search_sessions(
     tenant_id: UUID,
-    user_id: UUID | None,
+    filters: Filters,
     terms: list[str],
     *,
     limit: int,
-    offset: int,
+    offset: int = 0,
     sort_by: SortBy = "updated_at",
     order: Order = "desc",
+    after: Position | None = None,
+    cursor_of: Callable[[Position], str],
 ) -> SessionListResponse:
-    """A page of the sessions matching every term (of ``user_id`` only, when given), each with its snippet."""
-    driver = await choose_driver(tenant_id, user_id, terms)
+    """A page of the sessions ``filters`` select that match every term, each with its snippet.
+
+    ``total`` is exact up to ``TOTAL_MAX``; beyond, ``total_capped``. ``has_more`` is whether
+    another page exists (``next_cursor`` is set), which an exact total would also say."""
+    sql, args = ranges_statement(tenant_id, filters, terms)
+    driver = driver_of(terms, [int(row["words"]) for row in await Session.raw(sql, *args)])
     sql, args = search_statement(
-        tenant_id, user_id, terms, driver=driver, limit=limit, offset=offset, sort_by=sort_by, order=order
+        tenant_id,
+        filters,
+        terms,
+        driver=driver,
+        limit=limit + 1,
+        offset=offset,
+        sort_by=sort_by,
+        order=order,
+        after=after,
     )
     rows = await Session.raw(sql, *args)
     counted = int(rows[0]["total"])
     found = [row for row in rows if row["session_id"] is not None]
-    more, found = len(found) > limit, found[:limit]
     for row in found:
         row["snippet"] = snippet(row.pop("snippet_source"), terms)
-    sessions = msgspec.convert(found, list[SessionInfo])
-    capped = counted > TOTAL_MAX
-    total = min(counted, TOTAL_MAX)
+    sessions = msgspec.convert(found[:limit], list[SessionInfo])
+    last = sessions[-1] if sessions else None
+    next_cursor = cursor_of((getattr(last, sort_by), last.session_id)) if last and len(found) > limit else None
     return SessionListResponse(
         sessions=sessions,
-        total=total,
+        total=min(counted, TOTAL_MAX),
         limit=limit,
         offset=offset,
-        has_more=more,
-        total_capped=capped,
+        has_more=next_cursor is not None,
+        next_cursor=next_cursor,
+        total_capped=counted > TOTAL_MAX,
     )

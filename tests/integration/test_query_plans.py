@@ -1,4 +1,4 @@
-"""The plans of the queries the API sends, at 1,000+ sessions: index scans, messages never counted (EXPLAIN).
+"""The plans of the queries the API sends, at 100,000+ sessions: index scans, messages never counted (EXPLAIN).
 
 Each statement comes from the queries module's own builder (``list_statement``,
 ``history_statement``, ``add_statement``), the very function the route runs, and is
@@ -20,8 +20,8 @@ from piccolo.querystring import QueryString
 from app.db.context import set_context
 from app.messages.queries import add_statement, history_statement
 from app.messages.queries import get_many_statement as messages_get_many
+from app.sessions.queries import Filters, list_statement
 from app.sessions.queries import get_many_statement as sessions_get_many
-from app.sessions.queries import list_statement
 from tests.factories import TestUser, create_tenant, create_user
 
 # The unique keys that find one session by its id.
@@ -66,8 +66,11 @@ async def bulk_sessions(owner: asyncpg.Pool, user: TestUser, count: int, message
 
 
 @pytest.fixture(scope="module")
-async def crowd(owner: asyncpg.Pool, settings) -> dict[str, TestUser]:
-    """A tenant of 1,200 + 300 sessions and a heavy user (10 sessions × 2,000 messages), among 15,000 other sessions."""
+async def crowd(owner: asyncpg.Pool, settings) -> dict[str, Any]:
+    """A tenant of 1,200 + 300 sessions and a heavy user (10 sessions × 2,000 messages), among 100,000 other sessions.
+
+    Some sessions are pinned, archived, of an agent (every 7th, 10th, 3rd), so the filters select real subsets.
+    """
     tenant_id = await create_tenant(owner)
     admin = await create_user(owner, tenant_id, "admin", settings.jwt_secret)
     supporter = await create_user(owner, tenant_id, "supporter", settings.jwt_secret)
@@ -90,13 +93,34 @@ async def crowd(owner: asyncpg.Pool, settings) -> dict[str, TestUser]:
            SELECT tenant_id, session_id, user_id, 'user', 'm' || j FROM s, generate_series(1, 3) AS j""",
         tenant_id,
     )
-    # Other tenants hold most of the table, as in production.
-    for _ in range(3):
-        other = await create_user(owner, await create_tenant(owner), "supporter", settings.jwt_secret)
-        await bulk_sessions(owner, other, 5000, 0)
+    # Other tenants hold most of the table, as in production: 4 tenants × 50 users × 500 sessions. (One
+    # user's counter row updated 25,000 times in one transaction would cost quadratic time to build.)
+    for _ in range(4):
+        await owner.execute(
+            """WITH u AS (
+                   INSERT INTO users (tenant_id, email, display_name, role)
+                   SELECT $1, 'other' || i || '@example.test', 'other ' || i, 'supporter' FROM generate_series(1, 50) AS i
+                   RETURNING tenant_id, user_id
+               )
+               INSERT INTO sessions (tenant_id, user_id, title, created_at, updated_at)
+               SELECT tenant_id, user_id, 'other ' || j, now() - j * interval '1 minute', now() - j * interval '1 minute'
+               FROM u, generate_series(1, 500) AS j""",
+            await create_tenant(owner),
+        )
+    agent = await owner.fetchval(
+        "INSERT INTO agent_configs (tenant_id, name) VALUES ($1, 'crowd agent') RETURNING agent_id", tenant_id
+    )
+    await owner.execute(
+        """UPDATE sessions SET pinned = (title ~ '[0-9]$' AND substr(title, 6)::int % 7 = 0),
+                               archived = (title ~ '[0-9]$' AND substr(title, 6)::int % 10 = 0),
+                               agent_id = CASE WHEN title ~ '[0-9]$' AND substr(title, 6)::int % 3 = 0 THEN $2::uuid END
+           WHERE tenant_id = $1 AND title LIKE 'bulk %'""",
+        tenant_id,
+        agent,
+    )
     for table in ("sessions", "messages", "users", "agent_configs", "session_counts"):
         await owner.execute(f"VACUUM ANALYZE {table}")
-    return {"admin": admin, "supporter": supporter, "heavy": heavy}
+    return {"admin": admin, "supporter": supporter, "heavy": heavy, "agent": agent}
 
 
 @pytest.mark.parametrize(
@@ -114,7 +138,14 @@ async def test_the_list_finds_its_page_by_index_and_never_reads_messages(
 ) -> None:
     user = crowd[who]
     owner = crowd["supporter"].user_id if by_user else None
-    statement = list_statement(user.tenant_id, owner, limit=limit, offset=offset, sort_by=sort_by, order=order)  # type: ignore[arg-type]
+    statement = list_statement(
+        user.tenant_id,
+        Filters(user_id=owner),
+        limit=limit,
+        offset=offset,
+        sort_by=sort_by,  # type: ignore[arg-type]
+        order=order,  # type: ignore[arg-type]
+    )
     plan = await explain(database, user, statement)
     relations = {n["Relation Name"] for n in plan if "Relation Name" in n}
     indexes = {n["Index Name"] for n in plan if "Index Name" in n}
@@ -179,3 +210,111 @@ async def test_the_live_updates_read_their_rows_by_key(database, owner: asyncpg.
         indexes = {n["Index Name"] for n in plan if "Index Name" in n and n["Index Name"].startswith(table)}
         assert indexes, plan
         assert indexes <= keys, indexes
+
+
+FILTERS = [
+    {"archived": "false"},
+    {"archived": "true"},
+    {"archived": "all"},
+    {"archived": "false", "pinned": True},
+    {"archived": "all", "pinned": False},
+    {"archived": "true", "pinned": True},
+    {"archived": "false", "agent": True},
+    {"archived": "all", "pinned": True, "agent": True},
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "filters", "sort_by", "order", "cursor"),
+    [
+        (who, filters, sort_by, order, cursor)
+        for who, filters in itertools.product(("supporter", "admin"), FILTERS)
+        for sort_by, order, cursor in (
+            ("updated_at", "desc", False),
+            ("created_at", "asc", True),
+            ("updated_at", "desc", True),
+        )
+    ],
+)
+async def test_filtered_and_cursor_pages_walk_an_index_in_order(
+    database, owner: asyncpg.Pool, crowd, who: str, filters: dict[str, Any], sort_by: str, order: str, cursor: bool
+) -> None:
+    """Every filter, with and without a cursor: the page's ids come from a sessions index walked in sort order
+    (no Sort of the matching rows, no sequential scan), and a cursor's position is an index condition, so a
+    deep page costs what the first costs."""
+    user = crowd[who]
+    supporter = crowd["supporter"]
+    chosen = Filters(
+        user_id=supporter.user_id if who == "supporter" else None,
+        archived=filters["archived"],
+        pinned=filters.get("pinned"),
+        agent_id=crowd["agent"] if filters.get("agent") else None,
+    )
+    after = None
+    if cursor:  # a position deep in the supporter's sessions: the 900th by the sort
+        direction = "DESC" if order == "desc" else "ASC"
+        deep = await owner.fetchrow(
+            f"SELECT {sort_by}, session_id FROM sessions WHERE user_id = $1 "
+            f"ORDER BY {sort_by} {direction}, session_id {direction} OFFSET 900 LIMIT 1",
+            supporter.user_id,
+        )
+        after = (deep[sort_by], deep["session_id"])
+    statement = list_statement(
+        user.tenant_id,
+        chosen,
+        limit=51,
+        offset=0,
+        sort_by=sort_by,
+        order=order,
+        after=after,  # type: ignore[arg-type]
+    )
+    plan = await explain(database, user, statement)
+    assert "sessions" not in {n["Relation Name"] for n in plan if n["Node Type"] == "Seq Scan"}
+    pages = [
+        n
+        for n in plan
+        if n.get("Relation Name") == "sessions" and n.get("Index Name", "").endswith(f"_{sort_by[:7]}_idx")
+    ]
+    assert pages, [(n["Node Type"], n.get("Index Name")) for n in plan]
+    assert len(pages) == (2 if filters["archived"] == "all" else 1)
+    for scan in pages:
+        assert scan["Node Type"] == "Index Only Scan", scan
+        assert scan["Scan Direction"] == ("Backward" if order == "desc" else "Forward"), scan
+        condition = scan["Index Cond"]
+        assert "archived =" in condition, condition
+        if cursor:
+            assert f"ROW({sort_by}, session_id)" in condition, condition
+    limits = [n for n in plan if n["Node Type"] == "Limit"]
+    assert limits
+    assert all(n["Node Type"] != "Sort" for limit in limits for n in nodes(limit)), "the matching rows were sorted"
+    # total: the counters without agent_id, else an index-only count on (tenant_id, agent_id).
+    if chosen.agent_id is None:
+        assert "session_counts" in {n.get("Relation Name") for n in plan}
+    else:
+        assert "sessions_tenant_agent_idx" in {n.get("Index Name") for n in plan}
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_a_history_cursor_is_an_index_condition(database, owner: asyncpg.Pool, crowd, order: str) -> None:
+    heavy = crowd["heavy"]
+    session_id = await owner.fetchval("SELECT session_id FROM sessions WHERE user_id = $1 LIMIT 1", heavy.user_id)
+    deep = await owner.fetchrow(
+        "SELECT created_at, message_id FROM messages WHERE session_id = $1 ORDER BY created_at, message_id OFFSET 1500",
+        session_id,
+    )
+    statement = history_statement(
+        heavy.tenant_id,
+        session_id,
+        limit=51,
+        offset=0,
+        order=order,
+        after=(deep["created_at"], deep["message_id"]),  # type: ignore[arg-type]
+    )
+    plan = await explain(database, heavy, statement)
+    scans = [n for n in plan if n.get("Relation Name") == "messages"]
+    assert [n["Node Type"] for n in scans] == ["Index Scan"]
+    assert scans[0]["Index Name"] == "messages_session_created_idx"
+    assert scans[0]["Scan Direction"] == ("Backward" if order == "desc" else "Forward")
+    assert "ROW(created_at, message_id)" in scans[0]["Index Cond"], scans[0]
+    limit = next(n for n in plan if n["Node Type"] == "Limit")
+    assert all(n["Node Type"] != "Sort" for n in nodes(limit))
