@@ -98,3 +98,29 @@ async def test_search_box(page: Page, live_server: str, dora: TestUser) -> None:
     await expect(results).to_have_count(4)
     await expect(page.locator("#search-status")).to_have_text("")
     await expect(page.locator(".session mark")).to_have_count(0)
+
+
+async def test_search_results_scroll_by_cursor_and_follow_the_view(
+    page: Page, live_server: str, owner: asyncpg.Pool, world: World
+) -> None:
+    user = await create_user(owner, world.a.tenant_id, "supporter", world.secret)
+    for index in range(23):
+        await create_session(owner, user, title=f"Pallet report {index:02d}")
+    archived = await create_session(owner, user, title="Pallet report archived")
+    await owner.execute("UPDATE sessions SET archived = true WHERE session_id = $1", archived)
+    await create_session(owner, user, title="Something else")
+    await sign_in(page, live_server, user)
+    await page.get_by_label("Search sessions").fill("pallet")
+    titles = page.locator(".session-title")
+    await expect(titles).to_have_count(10)
+    await expect(page.locator("#search-status")).to_have_text("23 sessions match.")
+    for count in (20, 23):
+        await page.locator("#sidebar").evaluate("(s) => s.scrollTo(0, s.scrollHeight)")
+        await expect(titles).to_have_count(count)
+    shown = await titles.all_text_contents()
+    assert len(set(shown)) == 23  # no page repeated a row
+    assert "Pallet report archived" not in shown
+    # The Archived view searches the archived sessions only.
+    await page.get_by_role("button", name="Archived", exact=True).click()
+    await expect(titles).to_have_text(["Pallet report archived"])
+    await expect(page.locator(".session-title mark")).to_have_text(["Pallet"])
