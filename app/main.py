@@ -40,6 +40,7 @@ from app.events.controllers import EventController
 from app.events.hub import Hub
 from app.inputs import StrictRequest, plain_integers
 from app.messages.controllers import MessageController
+from app.privacy.controllers import PrivacyController
 from app.openapi import ClosedStructSchemaPlugin, IdSchemaPlugin
 from app.sessions.controllers import SessionController
 from app.settings import Settings
@@ -166,6 +167,7 @@ def create_app(
             AgentController,
             MeController,
             EventController,
+            PrivacyController,
             *extra_api_handlers,
         ],
         guards=[tenant_guard, plain_integers],

@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from app.inputs import OFFSET_MAX, Id
 from app.messages import queries
 from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
-from app.sessions.controllers import SESSION_ERRORS, SessionId, session_not_found, write_refused
+from app.sessions.controllers import RECORDED, SESSION_ERRORS, SessionId, session_not_found, write_refused
 from app.users.schemas import UserInfo
 
 
@@ -24,8 +24,12 @@ class MessageController(Controller):
     @get(
         "/",
         summary="A session's history",
-        description="A page of the session's messages, oldest first; 404 when the caller may not read the session.",
+        description=(
+            "A page of the session's messages, oldest first; 404 when the caller may not read the session. An "
+            "admin's read of another user's session is recorded in the access log (action `messages`)."
+        ),
         raises=SESSION_ERRORS,
+        opt=RECORDED,
     )
     async def list_messages(
         self,

@@ -17,7 +17,8 @@ from app.tables import Message
 # The session (not visible: no row) with one page of its messages, oldest first. The page
 # names the session by value, not through ``s``: the planner then walks the
 # (session_id, created_at, message_id) index in order and stops at the limit (0.3 ms vs 1.3 ms
-# at offset 0 of 10,000 messages; 7.6 ms vs 15 ms at offset 9,950).
+# at offset 0 of 10,000 messages; 7.6 ms vs 15 ms at offset 9,950). An admin's read of another
+# user's session is recorded (``chat_record_read``: ``access_log``, action ``messages``).
 _PAGE_SQL = """
     SELECT s.message_count AS total, m.message_id, m.session_id, m.role, m.content, m.created_at
     FROM sessions s
@@ -29,6 +30,7 @@ _PAGE_SQL = """
         LIMIT {} OFFSET {}
     ) m ON true
     WHERE s.tenant_id = {} AND s.session_id = {}
+      AND chat_record_read(s.tenant_id, s.session_id, s.user_id, 'messages')
     ORDER BY m.created_at, m.message_id
 """
 
@@ -47,6 +49,7 @@ _GET_MANY_SQL = """
     SELECT user_id, message_id, session_id, role, content, created_at
     FROM messages
     WHERE tenant_id = {} AND message_id = ANY({})
+      AND chat_record_read(tenant_id, session_id, user_id, 'events')
 """
 
 

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
+from app.db.replica import READS_WRITE
 from app.inputs import OFFSET_MAX, Id, invalid
 from app.sessions import queries
 from app.sessions.schemas import Order, SessionCreate, SessionInfo, SessionListResponse, SessionUpdate, SortBy
@@ -22,6 +23,8 @@ from app.users.schemas import UserInfo
 SESSION_PATH = "/{session_id:str}"
 SessionId = FromPath[Id]
 SESSION_ERRORS = [*GUARD_ERRORS, NotFoundException]  # GUARD_ERRORS has the 400 (one class per status)
+# An admin's read of someone else's session writes ``access_log``: their reads run on the primary.
+RECORDED = {READS_WRITE: "admin"}
 
 
 def session_not_found() -> NotFoundException:
@@ -96,8 +99,12 @@ class SessionController(Controller):
     @get(
         SESSION_PATH,
         summary="Get a session",
-        description="The session; 404 when it does not exist or belongs to another user or tenant.",
+        description=(
+            "The session; 404 when it does not exist or belongs to another user or tenant. An admin's read of "
+            "another user's session is recorded in the access log (action `session`)."
+        ),
         raises=SESSION_ERRORS,
+        opt=RECORDED,
     )
     async def get_session(self, tenant_id: FromPath[Id], session_id: SessionId) -> SessionInfo:
         session = await queries.get_session(tenant_id, session_id)
