@@ -424,11 +424,8 @@ class TransactionMiddleware:
             nonlocal replaced, again, streaming
             if replaced:
                 return
-            if streaming and message["type"] == "http.response.body" and not message.get("more_body", False):
-                streaming = False
-                await _finish_stream(holder)  # the whole body was read in the transaction: its writes stand
-            elif message["type"] == "http.response.start" and holder.is_open and _streams(scope, message):
-                streaming = True
+            if message["type"] == "http.response.start" and holder.is_open and _streams(scope, message):
+                streaming = True  # finished below, in this task, once the body is sent or the client left
             elif message["type"] == "http.response.start" and holder.is_open:
                 if replica is not None and holder.replica_failed:
                     replica.skip("failed under a read")
@@ -457,7 +454,8 @@ class TransactionMiddleware:
             await self.app(scope, receive, send_after_finishing)
         finally:
             if holder.is_open and streaming:
-                await _finish_stream(holder)  # the client left (or the stream failed): keep what it recorded
+                # The body was sent, or the client left, or the stream failed: what it recorded stands.
+                await _finish_stream(holder)
             elif holder.is_open:
                 await holder.finish(commit=False)
         return again
