@@ -26,15 +26,21 @@ CREATE POLICY access_log_select ON public.access_log FOR SELECT TO chat_runtime,
         tenant_id = (SELECT rls.tenant_id())
         AND (owner_id = (SELECT rls.user_id()) OR (SELECT rls.role() = 'admin'))
     );
--- The reader is the context's user, the time is the transaction's, and the session is one
--- the reader can read (the subquery runs under the sessions policies) and does not own.
+-- The reader is the context's user, who does not own the session, and the time is the transaction's.
 CREATE POLICY access_log_insert ON public.access_log FOR INSERT TO chat_runtime, chat_migrator
     WITH CHECK (
         tenant_id = (SELECT rls.tenant_id())
         AND reader_id = (SELECT rls.user_id())
         AND owner_id <> reader_id
         AND at = pg_catalog.now()
-        AND EXISTS (
+    );
+-- And, whatever the permissive policies allow, the session is one the reader can read, owned by
+-- owner_id (the subquery runs under the sessions policies). A policy of its own: restrictive, it
+-- narrows every insert, and the isolation proof (pgrls) needs only the tenant floor.
+CREATE POLICY access_log_readable_session ON public.access_log AS RESTRICTIVE FOR INSERT
+    TO chat_runtime, chat_migrator
+    WITH CHECK (
+        EXISTS (
             SELECT 1 FROM public.sessions AS s
              WHERE s.tenant_id = access_log.tenant_id AND s.session_id = access_log.session_id
                AND s.user_id = access_log.owner_id
