@@ -40,8 +40,8 @@ from app.events.controllers import EventController
 from app.events.hub import Hub
 from app.inputs import StrictRequest, plain_integers
 from app.messages.controllers import MessageController
-from app.privacy.controllers import PrivacyController
 from app.openapi import ClosedStructSchemaPlugin, IdSchemaPlugin
+from app.privacy.controllers import PrivacyController
 from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController

@@ -35,7 +35,16 @@ import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 from litestar.utils.scope.state import ScopeState
 from piccolo.engine.postgres import PostgresTransaction
 
@@ -469,7 +478,7 @@ async def _finish_stream(holder: RequestTransaction) -> None:
         log.exception("a streamed response's transaction did not commit")
 
 
-def _streams(scope: Scope, start: Message) -> bool:
+def _streams(scope: Scope, start: HTTPResponseStartEvent) -> bool:
     """True when a successful response of a ``STREAMS`` route starts: its body is read in the transaction."""
     handler = scope.get("route_handler")
     return start["status"] < 400 and handler is not None and bool(handler.opt.get(STREAMS))

@@ -28,7 +28,9 @@ _ENTRY = "entry_id, tenant_id, session_id, owner_id, reader_id, action, at"
 @cache
 def _page_sql(by_owner: bool, by_session: bool) -> str:
     """Total and page in one round trip (a row of ``total`` alone when the page is empty)."""
-    where = "tenant_id = {}" + (" AND owner_id = {}" if by_owner else "") + (" AND session_id = {}" if by_session else "")
+    where = (
+        "tenant_id = {}" + (" AND owner_id = {}" if by_owner else "") + (" AND session_id = {}" if by_session else "")
+    )
     return f"""
         SELECT c.total, l.*
         FROM (SELECT count(*) AS total FROM access_log WHERE {where}) c

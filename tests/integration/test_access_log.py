@@ -66,22 +66,30 @@ async def test_the_admin_sees_the_tenants_entries_and_a_supporter_only_those_abo
         assert (await client.get(a.path(f"sessions/{session_id}"), headers=a.admin.headers)).status_code == 200
 
     admin = (await client.get(a.path("access-log"), headers=a.admin.headers)).json()
-    assert admin["total"] == 3 and admin["limit"] == 50 and admin["offset"] == 0 and admin["has_more"] is False
+    assert admin["total"] == 3
+    assert admin["limit"] == 50
+    assert admin["offset"] == 0
+    assert admin["has_more"] is False
     assert [e["session_id"] for e in admin["entries"]] == [str(alices), str(bobs), str(alices)]  # newest first
     assert all(set(e) == ENTRY_FIELDS for e in admin["entries"])
     assert {e["reader_id"] for e in admin["entries"]} == {str(a.admin.user_id)}
 
     alice = (await client.get(a.path("access-log"), headers=a.alice.headers)).json()
-    assert alice["total"] == 2 and {e["owner_id"] for e in alice["entries"]} == {str(a.alice.user_id)}
+    assert alice["total"] == 2
+    assert {e["owner_id"] for e in alice["entries"]} == {str(a.alice.user_id)}
     bob = (await client.get(a.path("access-log"), headers=a.bob.headers)).json()
-    assert bob["total"] == 1 and bob["entries"][0]["session_id"] == str(bobs)
+    assert bob["total"] == 1
+    assert bob["entries"][0]["session_id"] == str(bobs)
     # session_id narrows; paging is exact.
     one = (await client.get(a.path("access-log"), params={"session_id": str(bobs)}, headers=a.admin.headers)).json()
-    assert one["total"] == 1 and one["entries"][0]["owner_id"] == str(a.bob.user_id)
+    assert one["total"] == 1
+    assert one["entries"][0]["owner_id"] == str(a.bob.user_id)
     page = (await client.get(a.path("access-log"), params={"limit": 2, "offset": 1}, headers=a.admin.headers)).json()
-    assert page["entries"] == admin["entries"][1:3] and page["has_more"] is False
+    assert page["entries"] == admin["entries"][1:3]
+    assert page["has_more"] is False
     first = (await client.get(a.path("access-log"), params={"limit": 1}, headers=a.admin.headers)).json()
-    assert first["entries"] == admin["entries"][:1] and first["has_more"] is True
+    assert first["entries"] == admin["entries"][:1]
+    assert first["has_more"] is True
     # Another tenant sees none of it.
     b = world.b
     assert (await client.get(b.path("access-log"), headers=b.admin.headers)).json()["total"] == 0

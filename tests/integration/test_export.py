@@ -84,7 +84,10 @@ async def test_a_supporter_exports_only_themselves_and_nobody_another_tenant(cli
     assert response.status_code == 403
     assert await export(client, a, a.admin, user_id=str(b.alice.user_id)) == []
     assert (await client.get(a.path("export"), params={"user_id": "x"}, headers=a.admin.headers)).status_code == 400
-    assert await owner.fetchval("SELECT count(*) FROM access_log WHERE tenant_id = ANY($1)", [a.tenant_id, b.tenant_id]) == 0
+    assert (
+        await owner.fetchval("SELECT count(*) FROM access_log WHERE tenant_id = ANY($1)", [a.tenant_id, b.tenant_id])
+        == 0
+    )
 
 
 # -- a real server: memory and disconnection ------------------------------------------------------

@@ -51,9 +51,13 @@ async def prune(database: Any, *args: str) -> dict[uuid.UUID, tuple[int, int, in
 async def state(owner: asyncpg.Pool, tenant_id: uuid.UUID) -> dict[str, Any]:
     """Everything prune may touch in a tenant, and whether its counters still match."""
     return {
-        "sessions": sorted(r[0] for r in await owner.fetch("SELECT session_id FROM sessions WHERE tenant_id = $1", tenant_id)),
+        "sessions": sorted(
+            r[0] for r in await owner.fetch("SELECT session_id FROM sessions WHERE tenant_id = $1", tenant_id)
+        ),
         "messages": await owner.fetchval("SELECT count(*) FROM messages WHERE tenant_id = $1", tenant_id),
-        "entries": sorted(r[0] for r in await owner.fetch("SELECT entry_id FROM access_log WHERE tenant_id = $1", tenant_id)),
+        "entries": sorted(
+            r[0] for r in await owner.fetch("SELECT entry_id FROM access_log WHERE tenant_id = $1", tenant_id)
+        ),
         "counters_exact": await owner.fetchval(
             """SELECT bool_and(c.sessions = (SELECT count(*) FROM sessions s
                                              WHERE s.tenant_id = c.tenant_id AND s.user_id = c.user_id))
@@ -70,7 +74,9 @@ async def age(owner: asyncpg.Pool, session_ids: list[uuid.UUID], days: int) -> N
     )
 
 
-async def test_dry_run_changes_nothing_and_a_real_run_deletes_exactly_the_expired(client, world: World, owner, database) -> None:
+async def test_dry_run_changes_nothing_and_a_real_run_deletes_exactly_the_expired(
+    client, world: World, owner, database
+) -> None:
     a, b = world.a, world.b
     await owner.execute("UPDATE tenants SET retention_days = 30 WHERE tenant_id = $1", a.tenant_id)
     expired = [a.sessions[a.alice.user_id][0], a.sessions[a.alice.user_id][1], a.sessions[a.bob.user_id][0]]
@@ -100,7 +106,8 @@ async def test_dry_run_changes_nothing_and_a_real_run_deletes_exactly_the_expire
     after_a = await state(owner, a.tenant_id)
     assert after_a["sessions"] == kept
     assert after_a["messages"] == before_a["messages"] - messages
-    assert len(after_a["entries"]) == 1 and old_entry not in after_a["entries"]
+    assert len(after_a["entries"]) == 1
+    assert old_entry not in after_a["entries"]
     assert after_a["counters_exact"] is True
     assert await state(owner, b.tenant_id) == before_b
     # The API agrees: totals are exact.
@@ -135,7 +142,9 @@ async def test_two_concurrent_runs_delete_each_row_once(owner, database) -> None
     totals = tuple(x + y for x, y in zip(first[tenant_id], second[tenant_id], strict=True))
     assert totals == (len(sessions), len(sessions[::50]), len(sessions))
     after = await state(owner, tenant_id)
-    assert after["sessions"] == [] and after["messages"] == 0 and after["entries"] == []
+    assert after["sessions"] == []
+    assert after["messages"] == 0
+    assert after["entries"] == []
     assert after["counters_exact"] in (True, None)
     print(f"\ntwo runs at once: {first[tenant_id]} + {second[tenant_id]}")
 
@@ -193,7 +202,11 @@ async def test_a_plain_owner_bound_by_force_prunes_through_the_policies(database
                 """INSERT INTO access_log (tenant_id, session_id, owner_id, reader_id, action, at)
                    VALUES ($1, $2, $3, $4, 'session', now()), ($1, $5, $3, $4, 'session', now() - interval '2 days'),
                           ($1, $5, $3, $4, 'messages', now())""",
-                tenant_id, gone[0], alice.user_id, admin.user_id, kept,
+                tenant_id,
+                gone[0],
+                alice.user_id,
+                admin.user_id,
+                kept,
             )
             dry = await prune_now(plain, dry_run=True)
             assert [(t.tenant_id, t.sessions, t.messages, t.entries) for t in dry] == [(tenant_id, 3, 3, 2)]
@@ -202,7 +215,9 @@ async def test_a_plain_owner_bound_by_force_prunes_through_the_policies(database
             assert await superuser.fetchval("SELECT array_agg(session_id) FROM sessions") == [kept]
             assert await superuser.fetchval("SELECT count(*) FROM messages") == 1
             assert await superuser.fetchval("SELECT count(*) FROM access_log") == 1
-            assert await superuser.fetchval("SELECT sessions FROM session_counts WHERE user_id = $1", alice.user_id) == 1
+            assert (
+                await superuser.fetchval("SELECT sessions FROM session_counts WHERE user_id = $1", alice.user_id) == 1
+            )
             # The tenants' FORCE came back (it was lifted only inside a rolled-back transaction).
             assert await superuser.fetchval("SELECT relforcerowsecurity FROM pg_class WHERE relname = 'tenants'")
         finally:

@@ -8,11 +8,12 @@ read by the primary (200, one entry), though neither sends ``X-Read-After``.
 from __future__ import annotations
 
 from tests.conftest import serve
+from tests.factories import World
 from tests.replicas.conftest import Cluster
 
 
 async def test_an_admins_recorded_read_runs_on_the_primary_and_a_supporters_on_the_standby(
-    cluster: Cluster, fresh_world
+    cluster: Cluster, fresh_world: World
 ) -> None:
     a = fresh_world.a
     async with serve(cluster.settings()) as http:
@@ -39,7 +40,9 @@ async def test_an_admins_recorded_read_runs_on_the_primary_and_a_supporters_on_t
     assert reads[0].json()["title"] == "while paused"
     assert session_id in reads[2].text
     rows = await cluster.owner.fetch(
-        "SELECT action FROM access_log WHERE tenant_id = $1 AND session_id = $2 ORDER BY action", a.tenant_id, session_id
+        "SELECT action FROM access_log WHERE tenant_id = $1 AND session_id = $2 ORDER BY action",
+        a.tenant_id,
+        session_id,
     )
     assert [r["action"] for r in rows] == ["export", "messages", "session"]
     assert sorted(e["action"] for e in log.json()["entries"]) == ["export", "messages", "session"]

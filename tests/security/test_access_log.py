@@ -54,9 +54,9 @@ def contexts(world: World) -> list[tuple[str, uuid.UUID | None, uuid.UUID | None
 
 async def test_no_context_can_update_delete_or_truncate_an_entry(client, world: World, owner, runtime) -> None:
     await recorded(client, world)
-    before = await owner.fetch("SELECT * FROM access_log WHERE tenant_id = ANY($1) ORDER BY entry_id", [
-        world.a.tenant_id, world.b.tenant_id
-    ])
+    before = await owner.fetch(
+        "SELECT * FROM access_log WHERE tenant_id = ANY($1) ORDER BY entry_id", [world.a.tenant_id, world.b.tenant_id]
+    )
     assert len(before) == 2
     for label, tenant_id, user_id in contexts(world):
         for statement in CHANGES:
@@ -69,9 +69,9 @@ async def test_no_context_can_update_delete_or_truncate_an_entry(client, world: 
             finally:
                 await transaction.rollback()
             assert label  # every context was tried
-    after = await owner.fetch("SELECT * FROM access_log WHERE tenant_id = ANY($1) ORDER BY entry_id", [
-        world.a.tenant_id, world.b.tenant_id
-    ])
+    after = await owner.fetch(
+        "SELECT * FROM access_log WHERE tenant_id = ANY($1) ORDER BY entry_id", [world.a.tenant_id, world.b.tenant_id]
+    )
     assert after == before
 
 
@@ -83,7 +83,8 @@ async def test_each_sees_only_what_the_policies_allow(client, world: World, runt
         async with runtime.transaction():
             await set_context(runtime, tenant_id, user_id)
             seen[label] = await runtime.fetch("SELECT tenant_id, owner_id, reader_id FROM access_log")
-    assert seen["no context"] == [] and seen["tenant only"] == []
+    assert seen["no context"] == []
+    assert seen["tenant only"] == []
     assert [tuple(r) for r in seen["supporter (the owner)"]] == [(a.tenant_id, a.alice.user_id, a.admin.user_id)]
     assert [tuple(r) for r in seen["admin (the reader)"]] == [(a.tenant_id, a.alice.user_id, a.admin.user_id)]
     assert [r["tenant_id"] for r in seen["other tenant's admin"]] == [world.b.tenant_id]
@@ -153,7 +154,8 @@ async def test_if_recording_fails_the_read_fails_and_serves_nothing(client, worl
         for path in (f"sessions/{session_id}", f"sessions/{session_id}/messages", f"export?user_id={a.alice.user_id}"):
             response = await client.get(a.path(path), headers=a.admin.headers)
             assert response.status_code == 500, (path, response.text)
-            assert "message" not in response.text and "session 1" not in response.text
+            assert "message" not in response.text
+            assert "session 1" not in response.text
         # The owner's own read records nothing, so it is served.
         response = await client.get(a.path(f"sessions/{session_id}"), headers=a.alice.headers)
         assert response.status_code == 200

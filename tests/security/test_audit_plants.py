@@ -722,7 +722,9 @@ async def admin_reads(runtime: asyncpg.Connection, tenant: TestTenant) -> None:
 
 async def entries_of(owner: asyncpg.Pool, *tenants: TestTenant) -> int:
     return int(
-        await owner.fetchval("SELECT count(*) FROM access_log WHERE tenant_id = ANY($1)", [t.tenant_id for t in tenants])
+        await owner.fetchval(
+            "SELECT count(*) FROM access_log WHERE tenant_id = ANY($1)", [t.tenant_id for t in tenants]
+        )
     )
 
 
