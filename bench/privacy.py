@@ -52,6 +52,8 @@ async def expire(owner_dsn: str, keep: list[str]) -> int:
         status = await connection.execute(
             "UPDATE sessions SET updated_at = now() - interval '400 days' WHERE user_id <> ALL($1::uuid[])", keep
         )
+        # The measured users' sessions are recent: the prune deletes exactly the others.
+        await connection.execute("UPDATE sessions SET updated_at = now() WHERE user_id = ANY($1::uuid[])", keep)
         await connection.execute("SET session_replication_role = origin")
         await connection.execute("UPDATE tenants SET retention_days = $1", RETENTION_DAYS)
         await connection.execute("VACUUM (ANALYZE) sessions, tenants")

@@ -12,7 +12,8 @@ Short batches: each deletes at most ``batch`` sessions (or entries) in a transac
 its own, and takes the sessions with ``FOR UPDATE SKIP LOCKED``, so it never waits for the
 API (a session being written is left for the next run: it is no longer expired anyway) and
 two runs at once never take the same session; each counts only rows its DELETE returned,
-so concurrent runs delete and count every row once.
+so concurrent runs delete and count every row once. After each batch it rests as long as the
+batch took (``PAUSE``), so the API keeps most of the machine while it runs.
 
 Which tenants have a retention is the one cross-tenant read: the tenants' FORCE is lifted
 for it inside a transaction that is rolled back (an owner that bypasses RLS needs none).
@@ -20,6 +21,8 @@ for it inside a transaction that is rolled back (an owner that bypasses RLS need
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -29,6 +32,7 @@ import asyncpg
 from app.db.context import set_context
 
 BATCH = 500
+PAUSE = 1.0  # after each batch, rest this many times as long as it took: the API keeps the larger share of the machine
 LOCK_TIMEOUT_MS = 1000  # for the moment the tenants list takes its lock; the API waits at most that long
 
 _BYPASSES_SQL = "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
@@ -37,6 +41,9 @@ _TENANTS_SQL = """
     FROM tenants WHERE retention_days IS NOT NULL ORDER BY name
 """
 _USERS_SQL = "SELECT user_id FROM users WHERE tenant_id = $1 ORDER BY user_id"
+# Taken first by every batch: two runs never work on one user's rows at once (they would lock
+# access_log entries in different orders: a deadlock); one waits for the other's batch to end.
+_USER_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('chat db prune'), hashtext($1::uuid::text))"
 # One batch of one user's expired sessions, with the entries about them. $1 tenant, $2 user, $3 cutoff, $4 batch.
 _SESSIONS_SQL = """
     WITH gone AS (
@@ -114,6 +121,12 @@ async def _users(connection: asyncpg.Connection, tenant_id: UUID) -> list[UUID]:
         return [row["user_id"] for row in await connection.fetch(_USERS_SQL, tenant_id)]
 
 
+async def _batch(connection: asyncpg.Connection, tenant_id: UUID, user_id: UUID) -> None:
+    """Begin a batch: ``user_id``'s context and the user's lock (inside the caller's transaction)."""
+    await connection.execute(_USER_LOCK_SQL, user_id)
+    await set_context(connection, tenant_id, user_id)
+
+
 async def prune_tenant(connection: asyncpg.Connection, tenant: Pruned, *, dry_run: bool, batch: int = BATCH) -> None:
     """Delete (or, dry, count) what ``tenant``'s retention lets go, one user and one batch at a time."""
     for user_id in await _users(connection, tenant.tenant_id):
@@ -127,17 +140,19 @@ async def prune_tenant(connection: asyncpg.Connection, tenant: Pruned, *, dry_ru
             tenant.entries += row["entries"]
             continue
         while True:
+            started = time.monotonic()
             async with connection.transaction():
-                await set_context(connection, tenant.tenant_id, user_id)
+                await _batch(connection, tenant.tenant_id, user_id)
                 row = await connection.fetchrow(_SESSIONS_SQL, *args, batch)
             tenant.sessions += row["sessions"]
             tenant.messages += row["messages"]
             tenant.entries += row["entries"]
             if not row["sessions"]:
                 break
+            await asyncio.sleep((time.monotonic() - started) * PAUSE)
         while True:
             async with connection.transaction():
-                await set_context(connection, tenant.tenant_id, user_id)
+                await _batch(connection, tenant.tenant_id, user_id)
                 status = await connection.execute(_ENTRIES_SQL, *args, batch)
             deleted = int(status.split()[-1])
             tenant.entries += deleted

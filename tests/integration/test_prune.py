@@ -81,18 +81,20 @@ async def test_dry_run_changes_nothing_and_a_real_run_deletes_exactly_the_expire
     await owner.execute("UPDATE tenants SET retention_days = 30 WHERE tenant_id = $1", a.tenant_id)
     expired = [a.sessions[a.alice.user_id][0], a.sessions[a.alice.user_id][1], a.sessions[a.bob.user_id][0]]
     kept = sorted(a.all_session_ids - set(expired))
+    read = a.sessions[a.alice.user_id][2]  # kept, and not the admin's own (whose reads record nothing)
+    young = a.sessions[a.bob.user_id][1]
     # The admin reads an expired session and a kept one: two entries now; one more, old, about the kept one.
-    for session_id in (expired[0], kept[0]):
+    for session_id in (expired[0], read):
         assert (await client.get(a.path(f"sessions/{session_id}"), headers=a.admin.headers)).status_code == 200
     old_entry = await owner.fetchval(
         """INSERT INTO access_log (tenant_id, session_id, owner_id, reader_id, action, at)
            SELECT tenant_id, session_id, user_id, $2, 'messages', now() - interval '40 days'
            FROM sessions WHERE session_id = $1 RETURNING entry_id""",
-        kept[0],
+        read,
         a.admin.user_id,
     )
     await age(owner, expired, 31)
-    await age(owner, [kept[1]], 29)  # within the retention
+    await age(owner, [young], 29)  # within the retention
     await age(owner, list(b.all_session_ids), 400)  # B has no retention: kept forever
     messages = await owner.fetchval("SELECT sum(message_count) FROM sessions WHERE session_id = ANY($1)", expired)
     before_a, before_b = await state(owner, a.tenant_id), await state(owner, b.tenant_id)
