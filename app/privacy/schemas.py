@@ -36,7 +36,10 @@ class AccessLogResponse(msgspec.Struct, frozen=True):
     has_more: bool
 
 
-class ExportLine(SessionInfo, frozen=True):
-    """One line of an export: the session as ``SessionInfo``, with its messages oldest first."""
+class ExportLine(SessionInfo, frozen=True, kw_only=True):
+    """One line of an export: the session as ``SessionInfo``, with its messages oldest first.
+
+    Keyword-only: ``messages`` follows ``SessionInfo.snippet``, which has a default.
+    """
 
     messages: list[MessageInfo]
