@@ -41,7 +41,7 @@ async def test_who_read_my_chats_and_the_admins_access_log(
     rows = page.locator("#access-rows tr")
     await expect(rows).to_have_count(2)
     await expect(rows.locator(".action")).to_have_text(["read its messages", "opened the session"])  # newest first
-    await expect(rows.locator(".session")).to_have_text([title, title])
+    await expect(rows.locator(".access-session")).to_have_text([title, title])
     await expect(rows.locator(".reader").first).to_have_text(f"an admin ({str(admin.user_id)[:8]})")
     await screenshot(page, "who-read-my-chats")
     await page.get_by_role("button", name="Back to the conversation").click()
@@ -64,7 +64,7 @@ async def test_who_read_my_chats_and_the_admins_access_log(
     await expect(page.locator("#access-title")).to_have_text("Access log")
     await expect(rows).to_have_count(2)
     await expect(rows.locator(".reader")).to_have_text(["me", "me"])
-    await expect(rows.locator(".session").first).to_have_text(f"Alice Martin's session {str(read)[:8]}")
+    await expect(rows.locator(".access-session").first).to_have_text(f"Alice Martin's session {str(read)[:8]}")
     await screenshot(page, "access-log-admin")
     assert await entries(owner, tenant.tenant_id) == before
     # Tenant B's admin sees none of tenant A's entries.

@@ -491,6 +491,8 @@ function sessionItem(session, menuOpen) {
     });
     pick.append(box, el("span", "visually-hidden", `Select ${session.title || "Untitled"}`));
     item.append(pick);
+  } else if (state.view === "sessions") {
+    item.append(el("span", "pick")); // a colleague's session (an admin's view): aligned, nothing to tick
   }
   const button = el("button", "session");
   button.type = "button";
@@ -1110,7 +1112,7 @@ function renderAccessLog() {
       : access.titles.get(entry.session_id) || entry.session_id.slice(0, 8);
     const when = el("td");
     when.append(timeElement(entry.at));
-    row.append(when, el("td", "reader", reader), el("td", "session", session), el("td", "action", ACTIONS[entry.action] || entry.action));
+    row.append(when, el("td", "reader", reader), el("td", "access-session", session), el("td", "action", ACTIONS[entry.action] || entry.action));
     return row;
   });
   $("access-rows").replaceChildren(...rows);
