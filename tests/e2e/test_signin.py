@@ -35,8 +35,10 @@ async def test_development_offers_seeded_users(page: Page, live_server_with, see
         await expect(page.locator(".session-title")).to_have_text(
             [s["title"] or "Untitled" for s in pinned["sessions"] + listed["sessions"]]
         )
-        # The demo as the README shows it (docs/screenshot.png is this file): Anna's newest session.
-        newest = (pinned["sessions"] + listed["sessions"])[0]
+        # The demo as the README shows it (docs/screenshot.png is this file): Anna's newest session
+        # below the pinned ones.
+        assert pinned["sessions"]
+        newest = listed["sessions"][0]
         await page.locator(f'.session[data-session-id="{newest["session_id"]}"]').click()
         await expect(page.locator(".message")).to_have_count(newest["message_count"])
         ARTIFACTS.mkdir(exist_ok=True)
