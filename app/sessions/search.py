@@ -27,7 +27,7 @@ import msgspec
 
 from app.cursors import Position
 from app.inputs import NUL_WORDS, invalid
-from app.sessions.queries import ACTIVE_WINDOW, Filters, Statement, _shape, _statement
+from app.sessions.queries import ACTIVE_WINDOW, Filters, Statement, _shape, _statement, ids_sql, keyset_sql
 from app.sessions.schemas import Order, SessionInfo, SessionListResponse, SortBy
 from app.tables import Session
 
@@ -152,7 +152,7 @@ def _search_sql(filters: Filters, driven: bool, count: int, sort_by: SortBy, ord
     of ``total`` alone). The count ignores the cursor (it is the search's, not the rest's)."""
     direction = "DESC" if order == "desc" else "ASC"
     sort = f"{sort_by} {direction}, session_id {direction}"
-    keyset = f" AND ({sort_by}, session_id) {'<' if order == 'desc' else '>'} ($after_key, $after_id)" if after else ""
+    keyset = keyset_sql(sort_by, order) if after else ""
     where = filters.where() + _archived(filters)
     if driven:
         verify = f"WHERE EXISTS ({_unit_match('c.session_id', count)})" if count > 1 else ""
@@ -172,20 +172,9 @@ def _search_sql(filters: Filters, driven: bool, count: int, sort_by: SortBy, ord
             )
         """
     else:
-        # In the requested order, each session probed; ``archived=all`` merges the two ranges of the index
-        # led by archived, like the list (app/sessions/queries.py).
+        # In the requested order on the list's index, each session probed (app/sessions/queries.py).
         match = f"EXISTS ({_unit_match('sessions.session_id', count)})"
-        values = ["false", "true"] if filters.archived == "all" else [filters.archived]
-        branches = [
-            f"SELECT session_id, {sort_by} FROM sessions WHERE {filters.where()} AND archived = {value}{keyset}"
-            f" AND {match} ORDER BY {sort}"
-            for value in values
-        ]
-        if len(branches) == 1:
-            ids = f"{branches[0]} LIMIT $limit OFFSET $offset"
-        else:
-            ids = " UNION ALL ".join(f"({branch} LIMIT $window)" for branch in branches)
-            ids += f" ORDER BY {sort} LIMIT $limit OFFSET $offset"
+        ids = ids_sql(filters, sort_by, order, after, f" AND {match}")
         hits = f"""
             counted AS (
                 SELECT count(*) AS total
