@@ -30,6 +30,9 @@ AGENTS = {
 PEOPLE = (("admin", "Admin", "admin"), ("anna", "Anna", "supporter"), ("ben", "Ben", "supporter"))
 SESSIONS_PER_ROLE = {"supporter": 18, "admin": 5}
 LONG_SESSION = 1  # the index (in a supporter's list, newest first) of the 64-message conversation
+# A supporter's pinned sessions (one recent, one older) and archived ones (two old ones), by index.
+PINNED_SESSIONS = frozenset({2, 9})
+ARCHIVED_SESSIONS = frozenset({15, 16})
 # Hours between a session's last message and ``now``, newest first: 7 sessions active (< 24 h), 11 not.
 AGES_HOURS = (0.2, 0.5, 1.5, 3, 5, 8, 13, 26, 30, 47, 52, 75, 100, 124, 170, 200, 340, 500)
 # (agent, title or None: then the database titles it from the first user message, turns alternating user/assistant)
@@ -314,7 +317,7 @@ def _conversations(
         last = now - timedelta(hours=AGES_HOURS[index])
         started = last - gap * len(turns)
         session_id = demo_id(tenant, person, "session", str(index))
-        # Pinned and archived sessions (contract v2, issue 11) are chosen here once the columns exist.
+        supporter = role == "supporter"
         sessions.append(
             Session(
                 session_id=session_id,
@@ -324,6 +327,8 @@ def _conversations(
                 title=title,
                 created_at=started,
                 updated_at=started,
+                pinned=supporter and index in PINNED_SESSIONS,
+                archived=supporter and index in ARCHIVED_SESSIONS,
             )
         )
         for turn, content in enumerate(turns):

@@ -8,8 +8,9 @@
 - The four list indexes are rebuilt with ``archived`` after the tenant (and user), so the
   default list (not archived) and the archived view each walk one index range in sort order,
   and a keyset cursor ``(sort key, session_id) < (…)`` is an index condition; ``pinned`` and
-  ``agent_id`` are included for index-only filtering. An index on (tenant_id, agent_id) serves
-  the ``agent_id`` filter's count (and the agent foreign key).
+  ``agent_id`` are included for index-only filtering. An index led by (tenant_id, agent_id,
+  archived) serves the ``agent_id`` filter: its count, its pages by ``updated_at`` (the default
+  sort) in order, and the agent foreign key.
 - An index on users (tenant_id, display_name, user_id) serves the users directory's order.
 """
 
@@ -43,7 +44,8 @@ CREATE INDEX sessions_tenant_updated_idx ON sessions (tenant_id, archived, updat
     INCLUDE (user_id, pinned, agent_id);
 CREATE INDEX sessions_tenant_created_idx ON sessions (tenant_id, archived, created_at, session_id)
     INCLUDE (user_id, pinned, agent_id);
-CREATE INDEX sessions_tenant_agent_idx ON sessions (tenant_id, agent_id) INCLUDE (user_id, archived, pinned);
+CREATE INDEX sessions_tenant_agent_idx ON sessions (tenant_id, agent_id, archived, updated_at, session_id)
+    INCLUDE (user_id, pinned);
 
 CREATE INDEX users_tenant_name_idx ON users (tenant_id, display_name, user_id);
 """

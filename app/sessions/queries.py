@@ -76,7 +76,7 @@ _COUNTERS: dict[tuple[Archived, bool | None], str] = {
 @cache
 def _count_sql(filters: Filters) -> str:
     """``total``: without ``agent_id``, from the counters the sessions trigger keeps (no session row is read);
-    with it, an index-only count on (tenant_id, agent_id)."""
+    with it, an index-only count on (tenant_id, agent_id, archived)."""
     if filters.agent_id is None:
         where = "tenant_id = $tenant AND user_id = $user" if filters.user_id is not None else "tenant_id = $tenant"
         counter = _COUNTERS[filters.archived, filters.pinned]

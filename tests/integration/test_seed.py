@@ -24,6 +24,17 @@ async def test_every_supporter_has_a_demo_worth_showing(client: httpx.AsyncClien
             sessions = listing["sessions"]
             who = demo_email(tenant, person)
             assert listing["total"] == len(sessions) >= 15, who  # more than one page: "Load more" appears
+            assert not any(s["archived"] for s in sessions), who  # the default list leaves archived ones out
+            pinned = [s for s in sessions if s["pinned"]]
+            assert len(pinned) == 2, who
+            assert {s["is_active"] for s in pinned} == {True, False}, who  # one recent, one older
+            archived = (
+                await client.get(
+                    f"/api/{tenant_id}/sessions", headers=headers, params={"limit": 100, "archived": "true"}
+                )
+            ).json()
+            assert archived["total"] == len(archived["sessions"]) == 2, who
+            assert all(s["archived"] and not s["is_active"] for s in archived["sessions"]), who
             assert len({s["agent_name"] for s in sessions}) == 4, who
             assert any(s["is_active"] for s in sessions), who
             assert not all(s["is_active"] for s in sessions), who  # some are older than 24 hours

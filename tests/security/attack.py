@@ -53,14 +53,21 @@ class Route:
 
 
 ATTACKS = (
-    Route("GET", "sessions", 200, query=("user_id", "limit", "offset", "sort_by", "order", "q")),
+    Route(
+        "GET",
+        "sessions",
+        200,
+        query=("user_id", "limit", "offset", "sort_by", "order", "archived", "pinned", "agent_id", "cursor", "q"),
+    ),
+    Route("POST", "sessions/archive", 200, body={"session_ids": [str(uuid.UUID(int=1))]}, body_fields=("session_ids",)),
     Route("GET", "me", 200),
+    Route("GET", "users", 200, query=("limit", "offset")),
     Route("GET", "agents", 200),
     Route("POST", "sessions", 201, body={"title": "attack"}, body_fields=("title", "agent_id")),
     Route("GET", "sessions/{session_id}", 200),
-    Route("PATCH", "sessions/{session_id}", 200, body={"title": "attack"}, body_fields=("title",)),
+    Route("PATCH", "sessions/{session_id}", 200, body={"title": "attack"}, body_fields=("title", "pinned", "archived")),
     Route("DELETE", "sessions/{session_id}", 204),
-    Route("GET", "sessions/{session_id}/messages", 200, query=("limit", "offset")),
+    Route("GET", "sessions/{session_id}/messages", 200, query=("limit", "offset", "order", "cursor")),
     Route(
         "POST",
         "sessions/{session_id}/messages",

@@ -15,7 +15,13 @@ from app.cursors import bind_offset, cursor_key, make_cursor, read_cursor
 from app.settings import DEVELOPMENT_JWT_SECRET, ConfigurationError, Settings
 
 KEY = cursor_key(Settings(jwt_secret=secrets.token_urlsafe(48)))
-BOUND = {"sort_by": "updated_at", "order": "desc", "user_id": None, "archived": "false", "pinned": None}
+BOUND: dict[str, object] = {
+    "sort_by": "updated_at",
+    "order": "desc",
+    "user_id": None,
+    "archived": "false",
+    "pinned": None,
+}
 POSITION = (datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=UTC), uuid.uuid4())
 
 
