@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Modules held at 100% coverage: the queries, auth, database context, input parsing and error handlers.
-FULL_COVERAGE := app/sessions/queries.py,app/messages/queries.py,app/privacy/queries.py,app/agents/queries.py,app/users/queries.py,app/cursors.py,app/auth/*.py,app/db/context.py,app/db/policies.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/db/replica.py,app/audit.py,app/inputs.py,app/errors.py
+FULL_COVERAGE := app/sessions/queries.py,app/sessions/search.py,app/messages/queries.py,app/privacy/queries.py,app/agents/queries.py,app/users/queries.py,app/cursors.py,app/auth/*.py,app/db/context.py,app/db/policies.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/db/replica.py,app/audit.py,app/inputs.py,app/errors.py
 # Debian packages the end-to-end, scale-out and benchmark runs use; the suite and bench/ read these paths.
 CHROMIUM ?= /usr/bin/chromium
 PGBOUNCER ?= /usr/sbin/pgbouncer

@@ -266,8 +266,8 @@ APPEND_ONLY_TABLES = {
 }
 APPEND_ONLY_COMMANDS = ("SELECT", "INSERT")
 CHANGING_PRIVILEGES = ("UPDATE", "DELETE", "TRUNCATE")
-# SECURITY DEFINER functions the runtime role may execute, each with its reason. None: the one
-# definer function of rls_policies/, public.chat_session_counters(), is a trigger function.
+# SECURITY DEFINER functions the runtime role may execute, each with its reason. None: the definer
+# functions of rls_policies/ (chat_session_counters, chat_search_title, chat_search_message) are trigger functions.
 KNOWN_DEFINER_FUNCTIONS: dict[str, str] = {}
 PINNED_SEARCH_PATH = ["pg_catalog", "pg_temp"]
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")

@@ -41,13 +41,28 @@ CONTENTS = (
 )
 
 
-# The words of every title and message (rls_policies/search_words.sql's triggers, set-wise).
+# The words of every title and message, as rls_policies/search_words.sql's triggers write them, set-wise:
+# each distinct text cut once (the generated contents repeat), the indexes dropped meanwhile and built after.
 SEARCH_WORDS_SQL = """
 INSERT INTO search_words (tenant_id, user_id, session_id, message_id, word)
     SELECT s.tenant_id, s.user_id, s.session_id, NULL, w FROM sessions s, chat_search_words(s.title) AS w;
 INSERT INTO search_words (tenant_id, user_id, session_id, message_id, word)
-    SELECT m.tenant_id, m.user_id, m.session_id, m.message_id, w FROM messages m, chat_search_words(m.content) AS w;
+    SELECT m.tenant_id, m.user_id, m.session_id, m.message_id, t.word
+    FROM messages m
+    JOIN (
+        SELECT c.content, w AS word FROM (SELECT DISTINCT content FROM messages) c, chat_search_words(c.content) AS w
+    ) t ON t.content = m.content;
 """
+
+
+async def fill_search_words(connection: asyncpg.Connection) -> None:
+    """``search_words`` for the loaded rows, its indexes rebuilt from their own definitions afterwards."""
+    indexes = await connection.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'search_words'")
+    for index in indexes:
+        await connection.execute(f'DROP INDEX "{index["indexname"]}"')
+    await connection.execute(SEARCH_WORDS_SQL)
+    for index in indexes:
+        await connection.execute(index["indexdef"])
 
 
 @dataclass(frozen=True)
@@ -253,7 +268,7 @@ async def load(owner_dsn: str, plan: Plan, now: datetime | None = None) -> Loade
             done += len(batch)
             print(f"   messages {done:,}/{messages:,} ({time.perf_counter() - started:.0f} s)", flush=True)
         if await connection.fetchval("SELECT to_regclass('public.search_words') IS NOT NULL"):
-            await connection.execute(SEARCH_WORDS_SQL)  # what the search triggers would have written
+            await fill_search_words(connection)  # what the search triggers would have written
             print(f"   search words ({time.perf_counter() - started:.0f} s)", flush=True)
         await connection.execute("SET session_replication_role = origin")
         await connection.execute("VACUUM (ANALYZE) tenants, users, agent_configs, sessions, messages")

@@ -200,13 +200,13 @@ def search_floor(tenant_id: str, user_id: str, owner: str | None, q: str) -> Tra
     tenant, user = UUID(tenant_id), UUID(user_id)
     filters = Filters(user_id=UUID(owner) if owner else None)
     terms = search.terms_of(q)
-    ranges = _compiled(*search.ranges_statement(tenant, filters, terms))
+    ranges_sql, ranges_args = _compiled(*search.ranges_statement(tenant, filters, terms))
 
     async def transaction(connection: asyncpg.Connection, n: int) -> None:
         await connection.execute(LIMITS.begin_sql)
         try:
             await set_context(connection, tenant, user)
-            words = [int(row["words"]) for row in await connection.fetch(*ranges)]
+            words = [int(row["words"]) for row in await connection.fetch(ranges_sql, *ranges_args)]
             statement = search.search_statement(
                 tenant,
                 filters,

@@ -85,30 +85,45 @@ def _count_sql(filters: Filters) -> str:
     return f"SELECT count(*) AS total FROM sessions WHERE {filters.where()}{archived}"
 
 
+def keyset_sql(sort_by: SortBy, order: Order) -> str:
+    """The rows after a cursor's position in the sort: ``(sort key, session_id)`` beyond ``($after_key, $after_id)``."""
+    return f" AND ({sort_by}, session_id) {'<' if order == 'desc' else '>'} ($after_key, $after_id)"
+
+
+def ids_sql(filters: Filters, sort_by: SortBy, order: Order, after: bool, condition: str = "") -> str:
+    """The page's ``(session_id, sort key)`` in sort order, by the index led by (tenant_id[, user_id], archived).
+
+    Each value of ``archived`` the filter takes walks its own range of the index; ``all``
+    merges the two ranges (a Merge Append, each branch stopping at ``$window`` = offset +
+    limit rows). ``condition`` (`` AND …``) narrows the rows further (search's probe).
+    """
+    direction = "DESC" if order == "desc" else "ASC"
+    sort = f"{sort_by} {direction}, session_id {direction}"
+    keyset = keyset_sql(sort_by, order) if after else ""
+    values = ["false", "true"] if filters.archived == "all" else [filters.archived]
+    branches = [
+        f"SELECT session_id, {sort_by} FROM sessions WHERE {filters.where()} AND archived = {value}{keyset}"
+        f"{condition} ORDER BY {sort}"
+        for value in values
+    ]
+    if len(branches) == 1:
+        return f"{branches[0]} LIMIT $limit OFFSET $offset"
+    return (
+        " UNION ALL ".join(f"({branch} LIMIT $window)" for branch in branches)
+        + f" ORDER BY {sort} LIMIT $limit OFFSET $offset"
+    )
+
+
 @cache
 def _page_sql(filters: Filters, sort_by: SortBy, order: Order, after: bool) -> str:
     """The page query: find the page's ids by index, then read only those sessions and their agents.
 
-    Each value of ``archived`` the filter takes walks its own range of an index led by
-    (tenant_id[, user_id], archived) in sort order; ``all`` merges the two ranges (a Merge
-    Append, each branch stopping at ``$window`` = offset + limit rows). The ids come from an
-    index-only scan, so a deep ``offset`` skips index entries instead of session rows, and a
-    cursor (``after``) starts the walk at its position: ``(sort key, session_id)`` beyond it.
+    The ids (``ids_sql``) come from an index-only scan, so a deep ``offset`` skips index
+    entries instead of session rows, and a cursor (``after``) starts the walk at its position.
     """
     direction = "DESC" if order == "desc" else "ASC"
     sort = f"{sort_by} {direction}, session_id {direction}"
-    keyset = f" AND ({sort_by}, session_id) {'<' if order == 'desc' else '>'} ($after_key, $after_id)" if after else ""
-    values = ["false", "true"] if filters.archived == "all" else [filters.archived]
-    branches = [
-        f"SELECT session_id, {sort_by} FROM sessions WHERE {filters.where()} AND archived = {value}{keyset} "
-        f"ORDER BY {sort}"
-        for value in values
-    ]
-    if len(branches) == 1:
-        ids = f"{branches[0]} LIMIT $limit OFFSET $offset"
-    else:
-        ids = " UNION ALL ".join(f"({branch} LIMIT $window)" for branch in branches)
-        ids += f" ORDER BY {sort} LIMIT $limit OFFSET $offset"
+    ids = ids_sql(filters, sort_by, order, after)
     return f"""
         WITH ids AS ({ids}), page AS (
             SELECT s.session_id, s.user_id, s.agent_id, s.title, s.created_at, s.updated_at,

@@ -27,11 +27,12 @@ import msgspec
 
 from app.cursors import Position
 from app.inputs import NUL_WORDS, invalid
-from app.sessions.queries import ACTIVE_WINDOW, Filters, Statement, _shape, _statement
+from app.sessions.queries import ACTIVE_WINDOW, Filters, Statement, _shape, _statement, ids_sql, keyset_sql
 from app.sessions.schemas import Order, SessionInfo, SessionListResponse, SortBy
 from app.tables import Session
 
 Q_MAX = 200  # characters of q, after trimming
+TERMS_MAX = 32  # terms of one q: each is a probe, more would be a 400
 WORD_MAX = 64  # characters of a word that are indexed (rls_policies/search_words.sql cuts words the same way)
 TOTAL_MAX = 1000  # matches counted exactly; beyond, total is TOTAL_MAX and total_capped is true
 DRIVE_MAX = 2000  # the most words of one term that the driven plan reads
@@ -73,7 +74,8 @@ def terms_of(q: str) -> list[str]:
 
 
 def parse_q(q: str) -> list[str]:
-    """The terms of the query parameter ``q``; a 400 naming ``q`` when it is blank, too long or has no term."""
+    """The terms of the query parameter ``q``; a 400 naming ``q`` when it is blank, too long, without a term
+    or with more than ``TERMS_MAX``."""
     text = q.strip()
     if "\x00" in text:
         raise invalid("q", NUL_WORDS, "query")
@@ -84,6 +86,8 @@ def parse_q(q: str) -> list[str]:
     terms = terms_of(text)
     if not terms:
         raise invalid("q", "must contain a word: a letter or a digit", "query")
+    if len(terms) > TERMS_MAX:
+        raise invalid("q", f"must have at most {TERMS_MAX} different words", "query")
     return terms
 
 
@@ -94,25 +98,24 @@ def _after(term: str) -> str:
     return term[:-1] + chr(ord(term[-1]) + 1)
 
 
-# The terms as a table (lo, hi): a word starts with the term when lo <= word < hi.
-_TERMS = "terms AS (SELECT lo, hi FROM unnest($lo::text[], $hi::text[]) AS t(lo, hi))"
+def _unit_match(session: str, count: int) -> str:
+    """The units of ``session`` (its title: ``message_id`` NULL, or one message) holding a word of every term.
 
-
-def _unit_match(session: str, several: bool) -> str:
-    """The units (title: message_id NULL, or one message) of ``session`` holding a word of every term."""
-    if not several:  # OFFSET 0: a probe per session, never turned into a join that reads every word of the term
-        return f"""
-            SELECT w.message_id FROM terms, search_words w
-            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi OFFSET 0
-        """
+    Those of the first term's words, each checked for the other terms by a probe of the same index.
+    OFFSET 0 keeps the whole a probe per session: never turned into a join that reads every word of a term."""
+    others = "".join(
+        f"""
+            AND EXISTS (
+                SELECT 1 FROM search_words w{i}
+                WHERE w{i}.session_id = {session} AND w{i}.word >= ($lo::text[])[{i + 1}]
+                  AND w{i}.word < ($hi::text[])[{i + 1}] AND w{i}.message_id IS NOT DISTINCT FROM w0.message_id
+            )"""
+        for i in range(1, count)
+    )
     return f"""
-        SELECT u.message_id
-        FROM terms CROSS JOIN LATERAL (
-            SELECT DISTINCT w.message_id FROM search_words w
-            WHERE w.session_id = {session} AND w.word >= terms.lo AND w.word < terms.hi
-        ) u
-        GROUP BY u.message_id
-        HAVING count(*) = (SELECT count(*) FROM terms)
+        SELECT w0.message_id FROM search_words w0
+        WHERE w0.session_id = {session} AND w0.word >= ($lo::text[])[1] AND w0.word < ($hi::text[])[1]{others}
+        OFFSET 0
     """
 
 
@@ -144,15 +147,15 @@ _PAGE_INFO = f"""
 
 
 @cache
-def _search_sql(filters: Filters, driven: bool, several: bool, sort_by: SortBy, order: Order, after: bool) -> str:
+def _search_sql(filters: Filters, driven: bool, count: int, sort_by: SortBy, order: Order, after: bool) -> str:
     """The search: the capped count and the page in one round trip (one row per page session, or one row
     of ``total`` alone). The count ignores the cursor (it is the search's, not the rest's)."""
     direction = "DESC" if order == "desc" else "ASC"
     sort = f"{sort_by} {direction}, session_id {direction}"
-    keyset = f" AND ({sort_by}, session_id) {'<' if order == 'desc' else '>'} ($after_key, $after_id)" if after else ""
+    keyset = keyset_sql(sort_by, order) if after else ""
     where = filters.where() + _archived(filters)
     if driven:
-        verify = f"WHERE EXISTS ({_unit_match('c.session_id', several)})" if several else ""
+        verify = f"WHERE EXISTS ({_unit_match('c.session_id', count)})" if count > 1 else ""
         hits = f"""
             candidates AS (
                 SELECT DISTINCT w.session_id FROM search_words w
@@ -169,20 +172,9 @@ def _search_sql(filters: Filters, driven: bool, several: bool, sort_by: SortBy, 
             )
         """
     else:
-        # In the requested order, each session probed; ``archived=all`` merges the two ranges of the index
-        # led by archived, like the list (app/sessions/queries.py).
-        match = f"EXISTS ({_unit_match('sessions.session_id', several)})"
-        values = ["false", "true"] if filters.archived == "all" else [filters.archived]
-        branches = [
-            f"SELECT session_id, {sort_by} FROM sessions WHERE {filters.where()} AND archived = {value}{keyset}"
-            f" AND {match} ORDER BY {sort}"
-            for value in values
-        ]
-        if len(branches) == 1:
-            ids = f"{branches[0]} LIMIT $limit OFFSET $offset"
-        else:
-            ids = " UNION ALL ".join(f"({branch} LIMIT $window)" for branch in branches)
-            ids += f" ORDER BY {sort} LIMIT $limit OFFSET $offset"
+        # In the requested order on the list's index, each session probed (app/sessions/queries.py).
+        match = f"EXISTS ({_unit_match('sessions.session_id', count)})"
+        ids = ids_sql(filters, sort_by, order, after, f" AND {match}")
         hits = f"""
             counted AS (
                 SELECT count(*) AS total
@@ -190,9 +182,9 @@ def _search_sql(filters: Filters, driven: bool, several: bool, sort_by: SortBy, 
             ), page_ids AS ({ids})
         """
     return f"""
-        WITH {_TERMS}, {hits}
+        WITH {hits}
         SELECT counted.total, l.*
-        FROM counted LEFT JOIN ({_PAGE_INFO.format(match=_unit_match("p.session_id", several))}) l ON true
+        FROM counted LEFT JOIN ({_PAGE_INFO.format(match=_unit_match("p.session_id", count))}) l ON true
         ORDER BY l.{sort}
     """
 
@@ -234,7 +226,7 @@ def search_statement(
     """The search query exactly as ``search_sessions`` sends it: driven by the term ``driver``, or a walk (None).
 
     It asks for ``limit`` rows; ``search_sessions`` asks for one more, to know whether a next page exists."""
-    template = _search_sql(_shape(filters), driver is not None, len(terms) > 1, sort_by, order, after is not None)
+    template = _search_sql(_shape(filters), driver is not None, len(terms), sort_by, order, after is not None)
     values: dict[str, object] = {
         "tenant": tenant_id,
         "user": filters.user_id,

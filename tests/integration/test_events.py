@@ -155,6 +155,25 @@ async def test_a_reconnecting_client_first_gets_resync_and_nothing_is_replayed(
     assert [e.event for e in fresh.events] == ["session"]
 
 
+async def test_pinning_and_archiving_publish_the_session(http: httpx.AsyncClient, world: World) -> None:
+    tenant, bob = world.a, world.a.bob
+    first, second = (str(s) for s in tenant.sessions[bob.user_id][:2])
+    async with stream(http, tenant.tenant_id, bob.headers) as events:
+        pinned = await http.patch(tenant.path(f"sessions/{first}"), headers=bob.headers, json={"pinned": True})
+        await events.wait_for_event("session", "the pin", lambda d: d["session_id"] == first and d["pinned"])
+        archived = await http.post(tenant.path("sessions/archive"), headers=bob.headers, json={"session_ids": [second]})
+        assert archived.json() == {"archived": 1}
+        await events.wait_for_event(
+            "session", "the bulk archive", lambda d: d["session_id"] == second and d["archived"]
+        )
+    sent = [e.json() for e in events.events]
+    assert sent[0] == pinned.json()
+    assert [(e["session_id"], e["pinned"], e["archived"]) for e in sent] == [
+        (first, True, False),
+        (second, False, True),
+    ]
+
+
 async def test_the_stream_ends_when_the_token_expires(http: httpx.AsyncClient, world: World) -> None:
     alice = world.a.alice
     expires = int(time.time()) + 3

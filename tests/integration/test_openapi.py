@@ -21,6 +21,8 @@ ROUTES = {
     ("get", "/api/{tenant_id}/agents"): {"200"} | AUTH,
     ("get", "/api/{tenant_id}/me"): {"200"} | AUTH,
     ("get", "/api/{tenant_id}/events"): {"200"} | AUTH,
+    ("post", "/api/{tenant_id}/sessions/archive"): {"200"} | AUTH,
+    ("get", "/api/{tenant_id}/users"): {"200"} | AUTH,
 }
 
 
@@ -85,3 +87,29 @@ async def test_the_events_stream_is_documented_as_server_sent_events(openapi) ->
     assert set(event["properties"]) == {"event", "data", "id"}
     assert set(event["properties"]["event"]["enum"]) == {"session", "session_deleted", "message", "resync"}
     assert set(answers["503"]["content"]) == {"application/json"}  # errors stay JSON
+
+
+async def test_the_sidebar_parameters_are_documented(openapi) -> None:
+    """Contract §5: the list's filters and cursor, the history's order and cursor, the users directory's paging."""
+
+    def parameters(path: str) -> dict[str, Any]:
+        return {p["name"]: p for p in openapi["paths"][path]["get"]["parameters"] if p["in"] == "query"}
+
+    listing = parameters("/api/{tenant_id}/sessions")
+    assert {"archived", "pinned", "agent_id", "cursor"} <= set(listing)
+    assert listing["archived"]["schema"]["enum"] == ["false", "true", "all"]
+    assert listing["archived"]["schema"]["default"] == "false"
+    assert listing["agent_id"]["schema"]["oneOf"][0] == {"type": "string", "format": "uuid"}
+    assert "offset" in listing["cursor"]["description"]
+    history = parameters("/api/{tenant_id}/sessions/{session_id}/messages")
+    assert history["order"]["schema"]["enum"] == ["desc", "asc"]
+    assert history["order"]["schema"]["default"] == "asc"
+    assert "cursor" in history
+    users = parameters("/api/{tenant_id}/users")
+    assert (users["limit"]["schema"]["minimum"], users["limit"]["schema"]["maximum"]) == (1, 100)
+    assert users["limit"]["schema"]["default"] == 50
+    archive = openapi["components"]["schemas"]["SessionArchive"]["properties"]["session_ids"]
+    assert (archive["minItems"], archive["maxItems"]) == (1, 100)
+    assert archive["items"] == {"type": "string", "format": "uuid"}
+    update = openapi["components"]["schemas"]["SessionUpdate"]
+    assert not update.get("required")  # any subset; {} is refused by the route (400)

@@ -225,6 +225,13 @@ async def test_total_is_capped_past_a_thousand(client, owner, settings, common: 
     last = await search(client, tenant, user, word + " 100", limit=100)  # "…100" and "1000"…"1005"
     assert last["total"] == 7
     assert last["total_capped"] is False
+    everything = await search(client, tenant, user, word, limit=100, archived="all")
+    assert everything["total"] == 1000
+    assert everything["total_capped"] is True
+    assert ids(everything) == ids(body)
+    second = await search(client, tenant, user, word, limit=100, cursor=body["next_cursor"])
+    assert ids(second) == ids(await search(client, tenant, user, word, limit=100, offset=100))
+    assert second["total"] == 1000
     deep = await search(client, tenant, user, word, limit=10, offset=matching - 5)
     assert len(deep["sessions"]) == 5
     assert deep["has_more"] is False
@@ -233,7 +240,24 @@ async def test_total_is_capped_past_a_thousand(client, owner, settings, common: 
 # -- the parameter q ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("q", ["", "   ", "\t\n", "x" * 201, "%", "_", "'", "\\", ":*", "&|!(", "🎉", "a\x00b"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "",
+        "   ",
+        "\t\n",
+        "x" * 201,
+        "%",
+        "_",
+        "'",
+        "\\",
+        ":*",
+        "&|!(",
+        "🎉",
+        "a\x00b",
+        " ".join("abcdefghijklmnopqrstuvwxyz0123456"),
+    ],
+)
 async def test_q_refused_names_q(client, world: World, q: str) -> None:
     response = await client.get(world.a.path(), headers=world.a.alice.headers, params={"q": q})
     assert response.status_code == 400, (q, response.text)
@@ -256,6 +280,7 @@ async def test_q_refused_names_q(client, world: World, q: str) -> None:
         "🎉 party",
         "é" * 200,
         "x" * 199 + "y",
+        " ".join("abcdefghijklmnopqrstuvwxyz012345"),
         "a\u0301",
         "' OR 1=1 --",
         "$1",
@@ -313,3 +338,96 @@ async def test_search_never_matches_counts_or_quotes_foreign_rows(client, owner,
     )
     assert response.status_code == 403
     assert "secret" not in response.text
+
+
+# -- with the filters and cursors ----------------------------------------------------------
+
+
+async def test_search_combines_with_every_filter(client, owner, world: World) -> None:
+    user = world.a.alice
+    agent = world.a.agents["DebtAgent"]
+    plain = await session_with(owner, user, title="Grommet plain")
+    pinned = await session_with(owner, user, title="Grommet pinned")
+    archived = await session_with(owner, user, title="Grommet archived")
+    by_agent = await create_session(owner, user, title="Grommet agent", agent_id=agent)
+    await owner.execute("UPDATE sessions SET pinned = true WHERE session_id = $1", pinned)
+    await owner.execute("UPDATE sessions SET archived = true WHERE session_id = $1", archived)
+
+    async def found(**params: Any) -> set[uuid.UUID]:
+        body = await search(client, world.a, user, "grommet", limit=100, **params)
+        assert body["total"] == len(body["sessions"])
+        return set(ids(body))
+
+    assert await found() == {plain, pinned, by_agent}
+    assert await found(archived="true") == {archived}
+    assert await found(archived="all") == {plain, pinned, archived, by_agent}
+    assert await found(pinned="true") == {pinned}
+    assert await found(pinned="false", archived="all") == {plain, archived, by_agent}
+    assert await found(agent_id=str(agent)) == {by_agent}
+    assert await found(agent_id=str(uuid.uuid4())) == set()
+    admin = await search(client, world.a, world.a.admin, "grommet", user_id=str(user.user_id), archived="all")
+    assert set(ids(admin)) == {plain, pinned, archived, by_agent}
+    flags = {uuid.UUID(s["session_id"]): (s["pinned"], s["archived"]) for s in admin["sessions"]}
+    assert flags[pinned] == (True, False)
+    assert flags[archived] == (False, True)
+
+
+async def walk(client: Any, tenant: TestTenant, user: TestUser, q: str, limit: int, **params: Any) -> list[uuid.UUID]:
+    """Every page of a search by its cursors."""
+    seen: list[uuid.UUID] = []
+    body = await search(client, tenant, user, q, limit=limit, **params)
+    while True:
+        seen += ids(body)
+        assert body["offset"] == 0
+        assert body["has_more"] is (body["next_cursor"] is not None)
+        if body["next_cursor"] is None:
+            return seen
+        body = await search(client, tenant, user, q, limit=limit, cursor=body["next_cursor"], **params)
+
+
+async def test_a_cursor_walks_the_results_in_order_without_repeats(client, owner, world: World) -> None:
+    user = world.a.bob
+    now = datetime.now(UTC)
+    made = [
+        await create_session(owner, user, title=f"Snorkel {i}", created_at=now - timedelta(minutes=i))
+        for i in range(23)
+    ]
+    assert await walk(client, world.a, user, "snork", 5) == made
+    assert await walk(client, world.a, user, "snork", 4, sort_by="created_at", order="asc") == made[::-1]
+
+
+async def test_a_cursor_walk_survives_writes_between_pages(client, owner, world: World) -> None:
+    user = world.a.alice
+    made = [await session_with(owner, user, f"Trundle {i}") for i in range(12)]
+    first = await search(client, world.a, user, "trundle", limit=5)
+    await session_with(owner, user, "Trundle newcomer")  # newest: before the cursor, not on later pages
+    last = ids(first)[-1]
+    await owner.execute("DELETE FROM sessions WHERE session_id = $1", made[0])
+    seen = ids(first)
+    body = first
+    while body["next_cursor"]:
+        body = await search(client, world.a, user, "trundle", limit=5, cursor=body["next_cursor"])
+        seen += ids(body)
+    assert len(seen) == len(set(seen))
+    assert set(made) - {made[0]} <= set(seen)
+    assert last in seen
+
+
+async def test_a_cursor_is_bound_to_q(client, world: World, owner) -> None:
+    user = world.a.alice
+    for i in range(3):
+        await session_with(owner, user, f"Quibble {i} wobble")
+    body = await search(client, world.a, user, "quibble", limit=1)
+    cursor = body["next_cursor"]
+    assert cursor
+    for params in ({"q": "wobble"}, {"q": "quibble wobble"}, {}):
+        response = await client.get(world.a.path(), headers=user.headers, params={"cursor": cursor, **params})
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["extra"][0]["key"] == "cursor"
+    listed = await client.get(world.a.path(), headers=user.headers, params={"limit": 1})
+    response = await client.get(
+        world.a.path(), headers=user.headers, params={"q": "quibble", "cursor": listed.json()["next_cursor"]}
+    )
+    assert response.status_code == 400
+    same = await search(client, world.a, user, "QUIBBLE", limit=1, cursor=cursor)  # the same terms
+    assert len(same["sessions"]) == 1

@@ -2,7 +2,10 @@
 
 Each draw is sent to the real app; its status must be exactly what the isolation model says
 (403 for another tenant's path, 404 for a session the attacker may not read, 403 for a
-supporter naming a colleague) and its body must hold no row the attacker may not see.
+supporter naming a colleague or reading the users directory, 400 for a cursor that is not bound
+to the draw's parameters) and its body must hold no row the attacker may not see. The draws
+include the list's filters (``archived``, ``pinned``, ``agent_id``) and cursors that the
+tenants' users obtained from their own lists and histories, replayed by anyone.
 The draws run in a worker thread (hypothesis is synchronous); the requests run on the
 test's event loop.
 """
@@ -19,6 +22,7 @@ from urllib.parse import urlencode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.sessions.search import terms_of
 from tests.factories import TestTenant, TestUser, World
 from tests.security.attack import READS, Route, foreign_markers, leaks
 
@@ -48,6 +52,17 @@ NO_TERM = ["%", ":*", "&|!(", "🎉", "   ", "'"]
 
 
 @dataclass(frozen=True)
+class Made:
+    """A cursor a user obtained from their own list or history, with what it is bound to."""
+
+    route: Route
+    session_id: uuid.UUID
+    params: dict[str, str]
+    cursor: str
+    binding: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
 class Draw:
     """One attack: who, on which tenant's path, which route, which session and parameters."""
 
@@ -56,10 +71,24 @@ class Draw:
     route: Route
     session_id: uuid.UUID
     params: dict[str, str]
+    cursor_binding: tuple[str | None, ...] | None = None  # the binding of the cursor sent, if any
 
 
 def tenant_of(world: World, user: TestUser) -> TestTenant:
     return world.a if user.tenant_id == world.a.tenant_id else world.b
+
+
+def binding(
+    user: TestUser, path_tenant: uuid.UUID, route: Route, session_id: uuid.UUID, params: dict[str, str]
+) -> tuple[str | None, ...]:
+    """What a cursor of this request would be bound to (contract §5: the list's parameters, not limit)."""
+    if route.by_session:
+        return ("messages", str(session_id), params.get("order", "asc"))
+    scope = params.get("user_id") if user.role == "admin" else str(user.user_id)
+    archived, order = params.get("archived", "false"), params.get("order", "desc")
+    filters = (params.get("pinned"), params.get("agent_id"), params.get("sort_by", "updated_at"), order)
+    terms = " ".join(terms_of(params["q"])) if "q" in params else None  # a search's cursor: bound to its terms
+    return ("sessions", str(path_tenant), scope, archived, *filters, terms)
 
 
 def expected(world: World, draw: Draw) -> int:
@@ -67,11 +96,17 @@ def expected(world: World, draw: Draw) -> int:
     user = draw.attacker
     if draw.path_tenant != user.tenant_id:
         return 403
+    if draw.route.path == "users":
+        return 200 if user.role == "admin" else 403
     if draw.route.path == "sessions":
         named = draw.params.get("user_id")
         if user.role != "admin" and named not in (None, str(user.user_id)):
             return 403
-        return 400 if draw.params.get("q") in NO_TERM else 200
+        if draw.params.get("q") in NO_TERM:
+            return 400
+    mine = binding(user, draw.path_tenant, draw.route, draw.session_id, draw.params)
+    if draw.cursor_binding is not None and draw.cursor_binding != mine:
+        return 400
     if draw.route.by_session:
         tenant = tenant_of(world, user)
         readable = tenant.all_session_ids if user.role == "admin" else set(tenant.sessions[user.user_id])
@@ -79,10 +114,45 @@ def expected(world: World, draw: Draw) -> int:
     return 200
 
 
-def draws(world: World) -> st.SearchStrategy[Draw]:
-    users = [t.__dict__[r] for t in (world.a, world.b) for r in ("admin", "alice", "bob")]
+def everyone(world: World) -> list[TestUser]:
+    return [t.__dict__[r] for t in (world.a, world.b) for r in ("admin", "alice", "bob")]
+
+
+async def cursors(client: Any, world: World) -> list[Made]:
+    """Cursors each user gets from their own lists (a few parameter sets) and their sessions' histories."""
+    lists, histories = (
+        next(r for r in READS if r.path == path) for path in ("sessions", "sessions/{session_id}/messages")
+    )
+    made = []
+    for user in everyone(world):
+        tenant = tenant_of(world, user)
+        variants: list[dict[str, str]] = [{}, {"archived": "all"}, {"sort_by": "created_at", "order": "asc"}]
+        variants += [{"q": "message"}, {"q": "Mess", "sort_by": "created_at"}]
+        if user.role == "admin":
+            variants.append({"user_id": str(tenant.alice.user_id)})
+        for params in variants:
+            body = (
+                await client.get(lists.url(tenant.tenant_id), headers=user.headers, params={**params, "limit": 1})
+            ).json()
+            if body["next_cursor"]:
+                key = binding(user, tenant.tenant_id, lists, uuid.UUID(int=0), params)
+                made.append(Made(lists, uuid.UUID(int=0), params, body["next_cursor"], key))
+        for session_id in tenant.sessions[user.user_id]:
+            for params in ({}, {"order": "desc"}):
+                url = histories.url(tenant.tenant_id, session_id)
+                body = (await client.get(url, headers=user.headers, params={**params, "limit": 1})).json()
+                if body["next_cursor"]:
+                    key = binding(user, tenant.tenant_id, histories, session_id, params)
+                    made.append(Made(histories, session_id, params, body["next_cursor"], key))
+    assert {m.route.path for m in made} == {lists.path, histories.path}
+    return made
+
+
+def draws(world: World, made: list[Made]) -> st.SearchStrategy[Draw]:
+    users = everyone(world)
     sessions = [*sorted(world.a.all_session_ids | world.b.all_session_ids), uuid.uuid4()]
     user_ids = [str(u.user_id) for u in users] + [str(uuid.uuid4())]
+    agents = [str(a) for t in (world.a, world.b) for a in t.agents.values()] + [str(uuid.uuid4())]
 
     @st.composite
     def one(draw: Any) -> Draw:
@@ -102,9 +172,30 @@ def draws(world: World) -> st.SearchStrategy[Draw]:
         if "sort_by" in route.query:
             params["sort_by"] = draw(st.sampled_from(["updated_at", "created_at"]))
             params["order"] = draw(st.sampled_from(["asc", "desc"]))
+        elif "order" in route.query and draw(st.booleans()):
+            params["order"] = draw(st.sampled_from(["asc", "desc"]))
+        for name, values in (
+            ("archived", ["false", "true", "all"]),
+            ("pinned", ["true", "false"]),
+            ("agent_id", agents),
+        ):
+            if name in route.query and draw(st.integers(0, 3)) == 0:
+                params[name] = draw(st.sampled_from(values))
         if "q" in route.query and draw(st.booleans()):
             params["q"] = draw(st.sampled_from(SEARCHES + NO_TERM))
-        return Draw(attacker, path_tenant, route, draw(st.sampled_from(sessions)), params)
+        session_id = draw(st.sampled_from(sessions))
+        cursor_binding = None
+        replayable = [m for m in made if m.route == route]
+        if replayable and draw(st.booleans()):
+            # Someone's cursor, mostly under the parameters it was made with (then it is the
+            # attacker's identity and path that must keep it from opening anyone else's rows).
+            chosen = draw(st.sampled_from(replayable))
+            if draw(st.integers(0, 3)):
+                params = {key: value for key, value in params.items() if key == "limit"} | chosen.params
+                session_id = chosen.session_id if route.by_session else session_id
+            params |= {"cursor": chosen.cursor, "offset": "0"}
+            cursor_binding = chosen.binding
+        return Draw(attacker, path_tenant, route, session_id, params, cursor_binding)
 
     return one()
 
@@ -112,6 +203,7 @@ def draws(world: World) -> st.SearchStrategy[Draw]:
 async def test_random_cross_tenant_reads_never_leak(client, victims: World) -> None:
     loop = asyncio.get_running_loop()
     outcomes: Counter[int] = Counter()
+    replayed: Counter[int] = Counter()
     leaked: list[tuple[Draw, set[str]]] = []
     wrong: list[tuple[Draw, int]] = []
 
@@ -119,6 +211,8 @@ async def test_random_cross_tenant_reads_never_leak(client, victims: World) -> N
         url = draw.route.url(draw.path_tenant, draw.session_id)
         response = await client.get(url, headers=draw.attacker.headers, params=draw.params)
         outcomes[response.status_code] += 1
+        if draw.cursor_binding is not None:
+            replayed[response.status_code] += 1
         if response.status_code != expected(victims, draw):
             wrong.append((draw, response.status_code))
         sent = url + "?" + urlencode(draw.params)
@@ -126,22 +220,27 @@ async def test_random_cross_tenant_reads_never_leak(client, victims: World) -> N
         if found:
             leaked.append((draw, found))
 
+    made = await cursors(client, victims)
+
     @settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
-    @given(draws(victims))
+    @given(draws(victims, made))
     def campaign(draw: Draw) -> None:
         asyncio.run_coroutine_threadsafe(attack(draw), loop).result(timeout=30)
 
     await asyncio.to_thread(campaign)
     attempts = sum(outcomes.values())
     print(f"\ncross-tenant campaign: {attempts} attempts, statuses {dict(sorted(outcomes.items()))}")
+    print(f"cursors replayed: {sum(replayed.values())}, statuses {dict(sorted(replayed.items()))}")
     assert attempts >= MAX_EXAMPLES // 2
     assert not leaked, leaked[:3]
     assert not wrong, wrong[:3]
     assert outcomes[403]  # the campaign reached both sides of the guard, and ids RLS hides
     assert outcomes[200]
     assert outcomes[404]
+    assert replayed[200]  # cursors were followed (their owner, or the admin of the list they came from) ...
+    assert replayed[400]  # ... and refused under another list's parameters
