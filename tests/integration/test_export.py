@@ -103,7 +103,10 @@ async def test_a_session_larger_than_a_chunk_and_a_fetch_is_exported_whole(clien
 
 
 async def test_a_commit_that_fails_after_the_body_is_logged_and_frees_the_connection(
-    client, world: World, owner, app_log
+    client,
+    world: World,
+    owner,
+    app_log,  # noqa: F811  # the fixture imported above
 ) -> None:
     """The one window the docs name: the entries were written before the first byte, the commit fails after
     the last (a deferred trigger planted for this tenant), so the export went out and its entries are lost."""
