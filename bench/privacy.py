@@ -6,7 +6,7 @@ measured) and about 100,000 other sessions of one message each, all three tenant
 400 days; every tenant then gets ``retention_days = 30``. Measured with one uvicorn worker:
 
 1. ``GET /sessions`` of ``power`` (first page) with wrk for ``BENCH_PRUNE_SECONDS``, quiet;
-2. the same while ``python -m app db prune`` runs beside it (started just before);
+2. the same while ``python -m app db prune`` runs beside it (started just before), then quiet again;
 3. ``GET /export`` of ``heavy``, by heavy and by eTMS's admin (recorded): messages/s.
 
 Goal: p99 during the prune at most twice the quiet p99. ``BENCH_CONCURRENCY`` (default 4).
@@ -111,12 +111,14 @@ def main() -> None:
             overlap = prune.poll() is None
             out, _ = prune.communicate(timeout=600)
             pruned_in = time.monotonic() - started
+            after = harness.wrk(api.base, listing, CONCURRENCY, SECONDS)  # quiet again: how noisy the machine is
             admin = loaded.admins[TENANTS[0]]
             own = asyncio.run(export_rate(api, ctx, ctx.tenant, loaded.heavy, loaded.heavy))
             recorded = asyncio.run(export_rate(api, ctx, ctx.tenant, admin, loaded.heavy))
     results |= {
         "quiet": quiet,
         "during_prune": busy,
+        "quiet_after": after,
         "prune_seconds": pruned_in,
         "prune_ran_throughout": overlap,
         "prune_output": out.splitlines(),
@@ -129,6 +131,7 @@ def main() -> None:
         f"list, during prune:   p50 {busy['p50_ms']:.2f} ms  p99 {busy['p99_ms']:.2f} ms  {busy['rps']:.0f} req/s"
         f"  (p99 ×{ratio:.2f}; goal ≤ 2; prune ran throughout: {overlap})"
     )
+    print(f"list, quiet again:    p50 {after['p50_ms']:.2f} ms  p99 {after['p99_ms']:.2f} ms  {after['rps']:.0f} req/s")
     print(f"prune: {expired:,} sessions in {pruned_in:.1f} s; " + "; ".join(out.splitlines()))
     for name, figures in (("own", own), ("by the admin (recorded)", recorded)):
         print(

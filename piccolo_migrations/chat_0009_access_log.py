@@ -1,7 +1,7 @@
 """Privacy: ``tenants.retention_days`` and ``access_log``, the record of admins' reads of others' sessions.
 
 ``access_log`` rows are written by the read queries themselves (``public.chat_record_read``,
-``rls_policies/access_log.sql``), in the reading transaction. Its owner and reader are users
+created with the policies by ``db upgrade``), in the reading transaction. Its owner and reader are users
 of the entry's tenant (composite foreign keys); the session is named without a foreign key,
 so that an owner deleting their session does not erase the record of who read it (``db prune``
 removes entries with their sessions and past the retention). The unique key makes one read

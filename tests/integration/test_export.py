@@ -19,6 +19,7 @@ import httpx
 from tests.conftest import TEST_JWT_SECRET
 from tests.contract import SHAPES
 from tests.factories import TestTenant, TestUser, World, create_session, create_tenant, create_user
+from tests.integration.test_errors import app_log  # noqa: F401  # the fixture: records of the ``app`` logger
 from tests.live import LiveServer, live_server, worker_pids
 
 if TYPE_CHECKING:
@@ -90,14 +91,57 @@ async def test_a_supporter_exports_only_themselves_and_nobody_another_tenant(cli
     )
 
 
+async def test_a_session_larger_than_a_chunk_and_a_fetch_is_exported_whole(client, owner) -> None:
+    tenant_id, user = await big_session(owner, 450, content=320)  # > 200 rows a fetch, > 64 KB a chunk
+    tenant = TestTenant(tenant_id, "big", user, user, user, {})
+    empty = await create_session(owner, user, title="empty")  # created last: its line comes last
+    big, last = await export(client, tenant, user)
+    assert len(big["messages"]) == 450
+    assert big == await as_the_routes_answer(client, tenant, user, big["session_id"])
+    assert last == await as_the_routes_answer(client, tenant, user, str(empty))
+    assert last["messages"] == []
+
+
+async def test_a_commit_that_fails_after_the_body_is_logged_and_frees_the_connection(
+    client,
+    world: World,
+    owner,
+    app_log,  # noqa: F811  # the fixture imported above
+) -> None:
+    """The one window the docs name: the entries were written before the first byte, the commit fails after
+    the last (a deferred trigger planted for this tenant), so the export went out and its entries are lost."""
+    a = world.a
+    await owner.execute(
+        f"""CREATE FUNCTION public.test_fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.tenant_id = '{a.tenant_id}' THEN RAISE EXCEPTION 'planted: the commit fails'; END IF;
+                RETURN NULL;
+            END $$;
+            CREATE CONSTRAINT TRIGGER test_fail_at_commit AFTER INSERT ON access_log
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.test_fail_at_commit();"""
+    )
+    try:
+        lines = await export(client, a, a.admin, user_id=str(a.alice.user_id))
+    finally:
+        await owner.execute(
+            "DROP TRIGGER test_fail_at_commit ON access_log; DROP FUNCTION public.test_fail_at_commit()"
+        )
+    assert len(lines) == len(a.sessions[a.alice.user_id])
+    assert any("did not commit" in record.getMessage() for record in app_log)
+    assert await owner.fetchval("SELECT count(*) FROM access_log WHERE tenant_id = $1", a.tenant_id) == 0
+    # The connection went back to the pool: the next requests are served (and recorded) as usual.
+    assert len(await export(client, a, a.admin, user_id=str(a.alice.user_id))) == len(lines)
+    assert await owner.fetchval("SELECT count(*) FROM access_log WHERE tenant_id = $1", a.tenant_id) == len(lines)
+
+
 # -- a real server: memory and disconnection ------------------------------------------------------
 
 MESSAGES = 10_000
 CONTENT = 2_000  # characters per message: an export of about 20 MB
 
 
-async def big_session(owner: asyncpg.Pool, messages: int) -> tuple[uuid.UUID, TestUser]:
-    """A tenant of its own whose one user has one session of ``messages`` messages of CONTENT characters."""
+async def big_session(owner: asyncpg.Pool, messages: int, content: int = CONTENT) -> tuple[uuid.UUID, TestUser]:
+    """A tenant of its own whose one user has one session of ``messages`` messages of ``content`` characters."""
     tenant_id = await create_tenant(owner)
     user = await create_user(owner, tenant_id, "supporter", TEST_JWT_SECRET)
     session_id = await create_session(owner, user, title="big")
@@ -108,7 +152,7 @@ async def big_session(owner: asyncpg.Pool, messages: int) -> tuple[uuid.UUID, Te
         tenant_id,
         session_id,
         user.user_id,
-        CONTENT,
+        content,
         messages,
     )
     return tenant_id, user
