@@ -48,7 +48,8 @@ REACHED_SQL = "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, fal
 SYSTEM_SQL = "SELECT system_identifier FROM pg_control_system()"
 
 # What a check (or a request's attempt) meets when the replica is down, restarting or unreachable.
-UNREACHABLE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: the protocol out of step because the server vanished mid-exchange.
+UNREACHABLE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 LSN_PATTERN = "^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$"  # also in the OpenAPI document
 _LSN = re.compile(LSN_PATTERN.strip("^$"))
@@ -190,6 +191,9 @@ class Replica:
             except UnsafeRoleError as error:
                 self._set(False, f"refused, never used until a restart: {error}", None)
                 return
+            except Exception as error:  # the watcher outlives any failure, or the replica never comes back
+                log.exception("read replica health check failed")
+                self.skip("health check failed", repr(error))
 
     def _set(self, usable: bool, reason: str, lag_ms: float | None, detail: str = "") -> None:
         """Record the state; log one line when the replica comes into use or is skipped for a new reason."""

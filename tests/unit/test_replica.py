@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from types import SimpleNamespace
 from typing import Any
@@ -67,6 +68,31 @@ async def test_a_replica_that_was_never_started_has_no_pool_and_stops_quietly() 
     with pytest.raises(RuntimeError, match="pool is not running"):
         _ = replica.connections
     await replica.stop()
+
+
+async def test_the_health_watcher_outlives_a_check_that_fails_unexpectedly(caplog: pytest.LogCaptureFixture) -> None:
+    replica = Replica("postgresql://nowhere.invalid/chat", 5000, {}, interval=0.001)
+    checks = 0
+    recovered = asyncio.Event()
+
+    async def check() -> None:  # the first check fails as no check should; the next ones are healthy
+        nonlocal checks
+        checks += 1
+        if checks == 1:
+            raise RuntimeError("a bug in one check")
+        replica._set(True, "healthy", 0.0)
+        recovered.set()
+
+    replica.check = check  # type: ignore[method-assign]
+    watcher = asyncio.create_task(replica._watch())
+    try:
+        async with asyncio.timeout(10):
+            await recovered.wait()
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert replica.usable
+    assert any("health check failed" in record.getMessage() for record in caplog.records)
 
 
 def test_the_router_copy_keeps_the_one_replica_and_the_one_tenant_share() -> None:
