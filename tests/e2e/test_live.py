@@ -230,3 +230,23 @@ async def test_a_cut_stream_is_reopened_and_the_page_resyncs(
     await other_client(live_server, alice, "PATCH", f"/sessions/{session_id}", {"title": "After the cut"})
     await expect(page.locator("#chat-title")).to_have_text("After the cut")
     await screenshot(page, "live-resynced")
+
+
+PARSE_ONE_CHARACTER_AT_A_TIME = r"""async () => {
+  const { sseParser } = await import("/live.js");
+  const got = [];
+  const parser = sseParser((event) => got.push(event));
+  const text = ': keep-alive\r\n\r\nid: 1\r\nevent: session\r\ndata: {"a":1}\r\n\r\n'
+    + 'id: 2\nevent: message\ndata: x\ndata:y\n\n: comment\rid: 3\revent: resync\rdata: {}\r\r';
+  for (const character of text) parser.push(character); // every split, a CR and its LF apart too
+  return got;
+}"""
+
+
+async def test_the_stream_parser_reads_events_split_anywhere(page: Page, live_server: str) -> None:
+    await page.goto(live_server)
+    assert await page.evaluate(PARSE_ONE_CHARACTER_AT_A_TIME) == [
+        {"type": "session", "data": '{"a":1}', "id": "1"},
+        {"type": "message", "data": "x\ny", "id": "2"},
+        {"type": "resync", "data": "{}", "id": "3"},
+    ]

@@ -7,16 +7,20 @@ const LIVED_MS = 20000; // a stream that stayed open this long starts the backof
 const READY_WAIT_MS = 5000; // how long `ready` waits for the first answer at most
 
 // Feed text to `parser.push(text)`; it calls `dispatch({type, data, id})` for every complete event.
-// Lines end with CRLF, LF or CR (a CR at the very end of a chunk waits: an LF may follow in the next one).
+// Lines end with CRLF, LF or CR; a chunk that ends with CR ends its line, and an LF that starts the
+// next chunk is then the rest of that CRLF.
 export function sseParser(dispatch) {
   let buffer = "";
   let type = "";
   let data = [];
   let id = null;
+  let afterCR = false;
   return {
-    push(text) {
+    push(chunk) {
+      const text = afterCR && chunk.startsWith("\n") ? chunk.slice(1) : chunk;
+      afterCR = chunk.endsWith("\r");
       buffer += text;
-      const lines = buffer.split(/\r\n|\n|\r(?!$)/);
+      const lines = buffer.split(/\r\n|\n|\r/);
       buffer = lines.pop();
       for (const line of lines) {
         if (line === "") {
