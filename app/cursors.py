@@ -19,8 +19,9 @@ import binascii
 import functools
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 import msgspec
@@ -30,6 +31,7 @@ from app.inputs import invalid
 from app.settings import DEVELOPMENT_JWT_SECRET, ConfigurationError, Settings
 
 Position = tuple[datetime, UUID]  # the last row's sort key and id
+Row = TypeVar("Row")
 CURSOR_MAX = 200  # characters: far above any cursor made here
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -105,3 +107,14 @@ def bind_offset(cursor: str | None, offset: int) -> None:
     """400 naming ``cursor`` when a cursor comes with a non-zero ``offset`` (a cursor replaces it)."""
     if cursor is not None and offset:
         raise invalid("cursor", "cannot be combined with a non-zero offset", "query")
+
+
+def cut_page(
+    found: list[Row], limit: int, position: Callable[[Row], Position], cursor_of: Callable[[Position], str]
+) -> tuple[list[Row], str | None]:
+    """The page and its ``next_cursor`` from ``found``, the rows of a query asked for ``limit + 1``.
+
+    The extra row only says that another page follows; the cursor is made of the page's last row.
+    """
+    page = found[:limit]
+    return page, cursor_of(position(page[-1])) if len(found) > limit else None

@@ -6,6 +6,8 @@ the raw request would then see several strings for one tenant, session or page. 
 
 - an id is a UUID written 8-4-4-4-12 in ASCII hex digits, either case (``Id``);
 - an integer parameter is ASCII digits with no sign, no leading zero, no point, no exponent;
+- a boolean is ``true`` or ``false`` (a query parameter in those letters, a body field a JSON
+  boolean), not ``1``, ``-0``, ``"yes"`` or ``"true"`` in quotes, which msgspec's lax decoding takes;
 - a JSON body is UTF-8, not nested past Python's recursion limit, and no string in it holds NUL
   (PostgreSQL text cannot store one).
 
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
+import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.enums import ParamType
@@ -28,6 +31,8 @@ from litestar.params import ParameterKwarg
 
 UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 PLAIN_INTEGER = re.compile(r"0|[1-9][0-9]*")
+PLAIN_BOOLEAN = re.compile(r"true|false")
+BOOLEAN_WORDS = "must be true or false"
 # The largest offset: the largest integer a JSON number (a double) holds exactly, so the OpenAPI
 # document's maximum is the server's (2**63 - 1 reads back as 2**63 in every JSON client).
 OFFSET_MAX = 2**53 - 1
@@ -103,16 +108,43 @@ class StrictRequest(Request[Any, Any, Any]):
         except SerializationException as error:
             raise body_error(f"is not valid JSON ({error.detail})") from error
         path = _nul_path(value)
-        if path is None:
-            return value
         if path:
             raise invalid(path, NUL_WORDS, "body")
-        raise body_error(NUL_WORDS)
+        if path is not None:
+            raise body_error(NUL_WORDS)
+        for key in _boolean_body_fields(self.route_handler):
+            if isinstance(value, dict) and key in value and not isinstance(value[key], bool):
+                raise invalid(key, BOOLEAN_WORDS, "body")
+        return value
+
+
+def _is_boolean(annotation: Any) -> bool:
+    """True for ``bool``, also inside ``Annotated`` or a union (``bool | UnsetType``)."""
+    return annotation is bool or any(_is_boolean(arg) for arg in get_args(annotation))
+
+
+@functools.cache
+def _boolean_body_fields(handler: BaseRouteHandler) -> tuple[str, ...]:
+    """The names of the boolean fields of the route's body struct(s), once per route."""
+    pending = [field.annotation for name, field in handler.parsed_fn_signature.parameters.items() if name == "data"]
+    found: list[str] = []
+    while pending:
+        annotation = pending.pop()
+        if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+            found += [f.encode_name for f in msgspec.structs.fields(annotation) if _is_boolean(f.type)]
+        else:
+            pending.extend(get_args(annotation))
+    return tuple(found)
 
 
 def is_integer(field: Any) -> bool:
     """True for a parameter declared ``int`` (also optional, or a list of them); ``bool`` is not one."""
     return field.annotation is int or any(is_integer(inner) for inner in field.inner_types)
+
+
+def is_boolean(field: Any) -> bool:
+    """True for a parameter declared ``bool`` (also optional)."""
+    return field.annotation is bool or any(is_boolean(inner) for inner in field.inner_types)
 
 
 def integer_words(field: Any) -> str:
@@ -139,19 +171,24 @@ def _raw_values(connection: ASGIConnection[Any, Any, Any, Any], key: str, kind: 
 
 
 @functools.cache
-def _integer_parameters(handler: BaseRouteHandler) -> tuple[tuple[str, ParamType, str], ...]:
-    """The route's integer parameters once: (name sent by the client, where, the words of its 400)."""
+def _plain_parameters(handler: BaseRouteHandler) -> tuple[tuple[str, ParamType, re.Pattern[str], str], ...]:
+    """The route's integer and boolean parameters once: (name sent by the client, where, its one spelling,
+    the words of its 400)."""
     found = []
     for name, field in handler.parsed_fn_signature.parameters.items():
-        if is_integer(field):
+        if is_integer(field) or is_boolean(field):
             kwarg = field.kwarg_definition if isinstance(field.kwarg_definition, ParameterKwarg) else None
             key, kind = (kwarg.name or name, kwarg.param_type) if kwarg else (name, ParamType.QUERY)
-            found.append((key, kind, integer_words(field)))
+            spelling, words = (
+                (PLAIN_INTEGER, integer_words(field)) if is_integer(field) else (PLAIN_BOOLEAN, BOOLEAN_WORDS)
+            )
+            found.append((key, kind, spelling, words))
     return tuple(found)
 
 
-def plain_integers(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: each integer parameter of the route (path, query, header, cookie) is plain ASCII digits (``10``)."""
-    for key, kind, words in _integer_parameters(handler):
-        if any(isinstance(v, str) and not PLAIN_INTEGER.fullmatch(v) for v in _raw_values(connection, key, kind)):
+def plain_values(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard: each integer parameter of the route (path, query, header, cookie) is plain ASCII digits (``10``),
+    each boolean ``true`` or ``false``."""
+    for key, kind, spelling, words in _plain_parameters(handler):
+        if any(isinstance(v, str) and not spelling.fullmatch(v) for v in _raw_values(connection, key, kind)):
             raise invalid(key, words, kind.value)

@@ -38,7 +38,7 @@ from app.db.transaction import (
 from app.errors import internal_error, validation_error
 from app.events.controllers import EventController
 from app.events.hub import Hub
-from app.inputs import StrictRequest, plain_integers
+from app.inputs import StrictRequest, plain_values
 from app.messages.controllers import MessageController
 from app.openapi import ClosedStructSchemaPlugin, IdSchemaPlugin
 from app.sessions.controllers import SessionController
@@ -169,7 +169,7 @@ def create_app(
             EventController,
             *extra_api_handlers,
         ],
-        guards=[tenant_guard, plain_integers],
+        guards=[tenant_guard, plain_values],
         dependencies={"user": Provide(provide_user, sync_to_thread=False)},
         # Read your writes (documented here, handled by the guard and the transaction middleware).
         parameters={

@@ -22,7 +22,11 @@ if TYPE_CHECKING:
 
 
 class ClosedStructSchemaPlugin(StructSchemaPlugin):
-    """Litestar's struct schema, closed (``additionalProperties: false``) for ``forbid_unknown_fields`` structs."""
+    """Litestar's struct schema, closed (``additionalProperties: false``) for ``forbid_unknown_fields`` structs.
+
+    A struct whose class sets ``MIN_FIELDS`` (a body that must set at least that many fields) is
+    documented with that ``minProperties``.
+    """
 
     def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
         return super().is_plugin_supported_field(field_definition) and bool(
@@ -32,6 +36,7 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
         schema.additional_properties = False
+        schema.min_properties = getattr(field_definition.type_, "MIN_FIELDS", None)
         return schema
 
 

@@ -4,7 +4,7 @@
 - ``session_counts`` gains ``archived``, ``pinned`` and ``pinned_archived`` (per user), so the
   list's ``total`` stays a sum of counter rows under every archived/pinned filter. Every
   existing session is neither, so the new counters start at 0. The trigger that keeps them
-  is maintained by ``db upgrade`` (rls_policies/sessions.sql).
+  is maintained by ``db upgrade``, with the sessions policies.
 - The four list indexes are rebuilt with ``archived`` after the tenant (and user), so the
   default list (not archived) and the archived view each walk one index range in sort order,
   and a keyset cursor ``(sort key, session_id) < (…)`` is an index condition; ``pinned`` and

@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from app.cursors import Position
+from app.cursors import Position, cut_page
 from app.messages.schemas import MessageInfo, MessageListResponse
 from app.sessions.schemas import Order
 from app.tables import Message
@@ -111,9 +111,7 @@ async def list_messages(
         return None
     total = int(rows[0]["total"])
     found = msgspec.convert([row for row in rows if row["message_id"] is not None], list[MessageInfo])
-    messages = found[:limit]
-    last = messages[-1] if messages else None
-    next_cursor = cursor_of((last.created_at, last.message_id)) if last and len(found) > limit else None
+    messages, next_cursor = cut_page(found, limit, lambda last: (last.created_at, last.message_id), cursor_of)
     return MessageListResponse(
         messages=messages,
         total=total,

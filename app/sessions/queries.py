@@ -14,7 +14,7 @@ from uuid import UUID
 
 import msgspec
 
-from app.cursors import Position
+from app.cursors import Position, cut_page
 from app.sessions.schemas import Archived, ArchiveResult, Order, SessionInfo, SessionListResponse, SortBy
 from app.tables import Session
 
@@ -214,9 +214,7 @@ async def list_sessions(
     rows = await Session.raw(sql, *args)
     total = int(rows[0]["total"])
     found = msgspec.convert([row for row in rows if row["session_id"] is not None], list[SessionInfo])
-    sessions = found[:limit]
-    last = sessions[-1] if sessions else None
-    next_cursor = cursor_of((getattr(last, sort_by), last.session_id)) if last and len(found) > limit else None
+    sessions, next_cursor = cut_page(found, limit, lambda last: (getattr(last, sort_by), last.session_id), cursor_of)
     return SessionListResponse(
         sessions=sessions,
         total=total,

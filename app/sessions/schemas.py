@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
 import msgspec
@@ -74,6 +74,7 @@ class SessionCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class SessionUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Body of ``PATCH /sessions/{session_id}``: any non-empty subset of title (null clears it), pinned, archived."""
 
+    MIN_FIELDS: ClassVar[int] = 1  # documented as minProperties (app/openapi.py); the route refuses {}
     title: Title | msgspec.UnsetType | None = msgspec.UNSET
     pinned: bool | msgspec.UnsetType = msgspec.UNSET
     archived: bool | msgspec.UnsetType = msgspec.UNSET

@@ -122,6 +122,10 @@ def test_every_operation_answers_without_5xx_and_as_documented(
                 parse_q(case.query["q"])
             except ValidationException:
                 case.query["q"] = "session"
+        # A cursor is opaque and signed: any string the fuzzer makes up is a 400 by contract (and
+        # one made by the server is bound to parameters the fuzzer draws anew): none is sent.
+        if mode is GenerationMode.POSITIVE and case.query:
+            case.query.pop("cursor", None)
         headers = user.headers
         if streams:
             token = make_token(TEST_JWT_SECRET, user.user_id, user.tenant_id, exp=int(time.time()) + 1)

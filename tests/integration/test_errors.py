@@ -34,6 +34,11 @@ LIST_CASES: list[tuple[dict[str, Any], str]] = [
     ({"offset": "1e1"}, f"offset {OFFSET}"),
     ({"user_id": "alice"}, "user_id must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"),
     ({"limit": "0", "order": "up"}, f"limit {ONE_TO_100}; order must be one of desc, asc"),
+    ({"archived": "maybe"}, "archived must be one of false, true, all"),
+    ({"pinned": "1"}, "pinned must be true or false"),
+    ({"agent_id": "x"}, "agent_id must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"),
+    ({"cursor": "x"}, "cursor is not a cursor this server made (malformed or altered)"),
+    ({"cursor": "x" * 201}, "cursor must be at most 200 characters"),
 ]
 BODY_CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "sessions", {"title": 5}, "title must be text or null"),
@@ -46,7 +51,9 @@ BODY_CASES: list[tuple[str, str, Any, str]] = [
     ("POST", "sessions", {"agent_id": str(uuid.uuid4())}, "agent_id is not an agent of this tenant"),
     ("POST", "sessions", {"name": "x"}, "name is not a field of this request"),
     ("POST", "sessions", [], "the request body must be a JSON object or null"),
-    ("PATCH", "sessions/{session_id}", {}, "title is required"),
+    ("PATCH", "sessions/{session_id}", {}, "the request body must set at least one of title, pinned, archived"),
+    ("PATCH", "sessions/{session_id}", {"pinned": "yes"}, "pinned must be true or false"),
+    ("POST", "sessions/archive", {"session_ids": []}, "session_ids must hold at least 1 items"),
     ("PATCH", "sessions/{session_id}", "x", "the request body must be a JSON object"),
     ("POST", "sessions/{session_id}/messages", {"role": "user", "content": "   \n\t"}, "content must not be blank"),
     ("POST", "sessions/{session_id}/messages", {"role": "user", "content": ""}, "content must not be empty"),

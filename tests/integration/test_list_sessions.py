@@ -12,6 +12,16 @@ import pytest
 from tests.contract import ISO_UTC, SHAPES
 from tests.factories import TestTenant, TestUser, World, add_message, create_session, create_user
 
+EMPTY_PAGE = {
+    "sessions": [],
+    "total": 0,
+    "limit": 10,
+    "offset": 0,
+    "has_more": False,
+    "next_cursor": None,
+    "total_capped": False,
+}
+
 
 async def list_sessions(client: Any, tenant: TestTenant, user: TestUser, **params: Any) -> dict[str, Any]:
     response = await client.get(tenant.path(), headers=user.headers, params=params)
@@ -71,15 +81,7 @@ async def test_admin_naming_a_user_sees_that_users_sessions(client, world: World
 async def test_admin_naming_a_user_outside_the_tenant_gets_an_empty_page(client, world: World) -> None:
     for stranger in (world.b.alice.user_id, world.b.admin.user_id, uuid.uuid4()):
         body = await list_sessions(client, world.a, world.a.admin, user_id=str(stranger))
-        assert body == {
-            "sessions": [],
-            "total": 0,
-            "limit": 10,
-            "offset": 0,
-            "has_more": False,
-            "next_cursor": None,
-            "total_capped": False,
-        }
+        assert body == EMPTY_PAGE
 
 
 # -- ordering and paging ---------------------------------------------------------------------
@@ -153,15 +155,7 @@ async def test_offset_edges_and_has_more(client, world: World, offset: int, coun
 async def test_a_user_without_sessions_gets_an_empty_list(client, owner, settings) -> None:
     user = await fresh_user(owner, settings)
     body = (await client.get(f"/api/{user.tenant_id}/sessions", headers=user.headers)).json()
-    assert body == {
-        "sessions": [],
-        "total": 0,
-        "limit": 10,
-        "offset": 0,
-        "has_more": False,
-        "next_cursor": None,
-        "total_capped": False,
-    }
+    assert body == EMPTY_PAGE
 
 
 # -- fields ----------------------------------------------------------------------------------

@@ -112,4 +112,6 @@ async def test_the_sidebar_parameters_are_documented(openapi) -> None:
     assert (archive["minItems"], archive["maxItems"]) == (1, 100)
     assert archive["items"] == {"type": "string", "format": "uuid"}
     update = openapi["components"]["schemas"]["SessionUpdate"]
-    assert not update.get("required")  # any subset; {} is refused by the route (400)
+    assert not update.get("required")  # any subset, but not none: {} is refused (400)
+    assert update["minProperties"] == 1
+    assert "minProperties" not in openapi["components"]["schemas"]["SessionCreate"]  # {} is a valid create

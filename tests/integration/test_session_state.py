@@ -73,6 +73,10 @@ async def test_a_title_alone_leaves_the_flags_as_they_are(client, world: World, 
         ({}, "body"),
         ({"pinned": None}, "pinned"),
         ({"archived": "yes"}, "archived"),
+        ({"pinned": 1}, "pinned"),
+        ({"pinned": "true"}, "pinned"),
+        ({"archived": "-0"}, "archived"),
+        ({"title": "x", "archived": 0}, "archived"),
         ({"starred": True}, "starred"),
         ([], "body"),
     ],
@@ -256,7 +260,9 @@ async def test_agent_id_of_no_agent_of_the_tenant_lists_nothing_and_a_malformed_
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("archived", "yes"), ("archived", ""), ("pinned", "maybe"), ("pinned", "")]
+    ("name", "value"),
+    [("archived", "yes"), ("archived", ""), ("archived", "FALSE"), ("pinned", "maybe"), ("pinned", "")]
+    + [("pinned", spelling) for spelling in ("1", "0", "-0", "True", "TRUE", "yes", "t")],
 )
 async def test_a_malformed_flag_is_a_400_naming_it(client, world: World, name: str, value: str) -> None:
     response = await client.get(world.a.path(), headers=world.a.alice.headers, params={name: value})

@@ -54,6 +54,8 @@ def reads_of(tenant: TestTenant, user: TestUser, foreign: TestTenant) -> list[st
         tenant.path("sessions?limit=2&offset=1&sort_by=created_at&order=asc"),
         tenant.path(f"sessions?user_id={tenant.alice.user_id}"),
         tenant.path(f"sessions?user_id={foreign.alice.user_id}"),
+        tenant.path(f"sessions?archived=all&pinned=false&agent_id={tenant.agents['DebtAgent']}&limit=1"),
+        tenant.path("users"),
         tenant.path("agents"),
         tenant.path("me"),
         foreign.path("sessions"),
@@ -61,6 +63,7 @@ def reads_of(tenant: TestTenant, user: TestUser, foreign: TestTenant) -> list[st
     ]
     for session_id in sessions:
         urls += [tenant.path(f"sessions/{session_id}"), tenant.path(f"sessions/{session_id}/messages?limit=2")]
+        urls.append(tenant.path(f"sessions/{session_id}/messages?limit=1&order=desc"))
         urls.append(foreign.path(f"sessions/{session_id}/messages"))
     return urls
 

@@ -22,7 +22,7 @@ from litestar.params import CookieParameter, FromPath, FromQuery, HeaderParamete
 from litestar.testing import TestClient
 
 from app.errors import validation_error
-from app.inputs import ID_WORDS, Id, StrictRequest, plain_integers
+from app.inputs import ID_WORDS, Id, StrictRequest, plain_values
 from app.main import create_app
 from app.settings import Settings
 from tests.factories import other_spellings
@@ -68,7 +68,7 @@ class Item(msgspec.Struct, forbid_unknown_fields=True):
     label: Annotated[str, msgspec.Meta(min_length=2, max_length=3)] = "ab"
 
 
-@post("/probe", guards=[plain_integers], sync_to_thread=False)
+@post("/probe", guards=[plain_values], sync_to_thread=False)
 def probe(
     data: JSONBody[dict[str, Any]],
     n: Annotated[int, QueryParameter(ge=1, le=9)] = 1,
@@ -87,7 +87,7 @@ class Items(msgspec.Struct, forbid_unknown_fields=True):
     items: list[Item]
 
 
-@get("/pages/{page:str}/{at:int}", guards=[plain_integers], sync_to_thread=False)
+@get("/pages/{page:str}/{at:int}", guards=[plain_values], sync_to_thread=False)
 def pages(page: FromPath[int], at: FromPath[int], need: FromQuery[int]) -> list[int]:
     return [page, at, need]
 
@@ -125,7 +125,7 @@ def send(
     return response.status_code, response.json()
 
 
-def test_plain_integers_pass(http: TestClient[Litestar]) -> None:
+def test_plain_values_pass(http: TestClient[Litestar]) -> None:
     status, body = send(
         http,
         {"n": "9", "em": "0", "pages": ["1", "20"], "flag": "true"},
