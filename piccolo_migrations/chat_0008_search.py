@@ -11,9 +11,9 @@ Words are maximal runs of Unicode letters and digits, lower-cased, at most 64 ch
 A C database locale knows only ASCII letters, so the tokenizer names a Unicode collation:
 ICU's root (``und-x-icu``) where the server has ICU, else PostgreSQL's builtin
 ``pg_unicode_fast`` (18) or ``pg_c_utf8`` (17). The tokenizer made here is history:
-``db upgrade`` maintains it, with the table's policies and the triggers that keep the table
-(rls_policies/search_words.sql). Existing titles and messages are filled in, with FORCE ROW
-LEVEL SECURITY lifted inside this migration's transaction.
+``db upgrade`` maintains it, with the table's policies and the triggers that keep the table,
+in its policy step. Existing titles and messages are filled in, with FORCE ROW LEVEL
+SECURITY lifted inside this migration's transaction.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager

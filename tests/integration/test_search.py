@@ -431,3 +431,13 @@ async def test_a_cursor_is_bound_to_q(client, world: World, owner) -> None:
     assert response.status_code == 400
     same = await search(client, world.a, user, "QUIBBLE", limit=1, cursor=cursor)  # the same terms
     assert len(same["sessions"]) == 1
+
+
+async def test_q_is_documented_in_openapi(client) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    listing = {p["name"]: p for p in document["paths"]["/api/{tenant_id}/sessions"]["get"]["parameters"]}
+    assert "1–200 characters" in listing["q"]["description"]
+    assert listing["q"]["in"] == "query"
+    info = document["components"]["schemas"]["SessionInfo"]["properties"]
+    assert "snippet" in info
+    assert "total_capped" in document["components"]["schemas"]["SessionListResponse"]["properties"]

@@ -16,7 +16,7 @@ import pytest
 from app.db.context import set_context
 from tests.factories import World
 
-TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts")
+TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts", "search_words")
 # What an attacker who can run SQL as the runtime role would send (SECURITY.md): the API never does.
 FORGED_CONTEXT = (
     "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), "
