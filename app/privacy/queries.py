@@ -102,7 +102,8 @@ async def _ndjson(cursor: asyncpg.cursor.Cursor[asyncpg.Record], rows: list[asyn
                 if current is not None:
                     buffer += b"]}\n"
                 current, first = row["session_id"], True
-                session = msgspec.convert({k: row[k] for k in _SESSION_FIELDS}, SessionInfo)
+                record = dict(row)  # a field the query does not select takes its default (``snippet``)
+                session = msgspec.convert({k: record[k] for k in _SESSION_FIELDS if k in record}, SessionInfo)
                 buffer += encode(session)[:-1] + b',"messages":['
             if row["m_message_id"] is not None:
                 message = msgspec.convert({k: row["m_" + k] for k in _MESSAGE_FIELDS}, MessageInfo)
