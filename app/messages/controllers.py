@@ -31,8 +31,8 @@ class MessageController(Controller):
         description=(
             "A page of the session's messages, oldest first (`order=desc`: newest first, to open a chat on its "
             "latest messages and scroll back); `next_cursor` continues with keyset paging (ties broken by "
-            "`message_id`). 404 when the caller may not read the session. An admin's read of another user's "
-            "session is recorded in the access log (action `messages`)."
+            "`message_id`). 404 when the caller may not read the session. An "
+            "admin's read of another user's session is recorded in the access log (action `messages`)."
         ),
         raises=SESSION_ERRORS,
         opt=RECORDED,

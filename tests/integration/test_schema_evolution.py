@@ -110,8 +110,8 @@ def test_a_fresh_install_upgrades_when_a_policy_uses_the_newest_migrations_colum
 ) -> None:
     result = upgrade_in(clone_with(tmp_path, NEWEST_MIGRATION, POLICY_ON_THE_NEW_COLUMN), empty_database)
     assert result.returncode == 0, result.stdout + result.stderr
-    migrations = len(list((PROJECT / "piccolo_migrations").glob("chat_*.py"))) + 1  # the project's and the test's
-    assert f"migrations: {migrations} applied, {migrations} in all" in result.stdout
+    count = len(list((PROJECT / "piccolo_migrations").glob("chat_*.py"))) + 1  # the project's and the test's
+    assert f"migrations: {count} applied, {count} in all" in result.stdout
     assert "already complete" not in result.stdout  # Piccolo's own lines stay out of the output
     policy = asyncio.run(sql(empty_database, "SELECT qual FROM pg_policies WHERE policyname = 'sessions_not_archived'"))
     assert policy == "(archived_at IS NULL)"
