@@ -74,7 +74,7 @@ _EXPORT_SQL = f"""
 """
 EXPORT_PREFETCH = 200  # rows per round trip of the cursor: at most 200 messages (≤ 6.4 MB of text) in memory
 CHUNK_BYTES = 1 << 16  # what the stream sends at once
-_SESSION_FIELDS = tuple(f for f in SessionInfo.__struct_fields__ if f != "snippet")  # search only: null here
+_SESSION_FIELDS = SessionInfo.__struct_fields__
 _MESSAGE_FIELDS = MessageInfo.__struct_fields__
 
 
