@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Modules held at 100% coverage: the queries, auth, database context, input parsing and error handlers.
-FULL_COVERAGE := app/sessions/queries.py,app/sessions/search.py,app/messages/queries.py,app/agents/queries.py,app/users/queries.py,app/cursors.py,app/auth/*.py,app/db/context.py,app/db/policies.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/db/replica.py,app/audit.py,app/inputs.py,app/errors.py
+FULL_COVERAGE := app/sessions/queries.py,app/sessions/search.py,app/messages/queries.py,app/privacy/queries.py,app/agents/queries.py,app/users/queries.py,app/cursors.py,app/auth/*.py,app/db/context.py,app/db/policies.py,app/db/transaction.py,app/db/engine.py,app/db/selfcheck.py,app/db/replica.py,app/audit.py,app/inputs.py,app/errors.py
 # Debian packages the end-to-end, scale-out and benchmark runs use; the suite and bench/ read these paths.
 CHROMIUM ?= /usr/bin/chromium
 PGBOUNCER ?= /usr/sbin/pgbouncer
@@ -17,7 +17,7 @@ tool = @test -x $(1) || { \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	test -x $(1) || { echo "$(1) is still missing after apt-get install $(2): set $(3)=/path/to/$(2)" >&2; exit 1; }; }
 
-.PHONY: help install run test lint format bench bench-scale bench-replica bench-variants bench-oracle bench-noisy bench-tools clean chromium pgbouncer
+.PHONY: help install run test lint format bench bench-scale bench-replica bench-variants bench-privacy bench-oracle bench-noisy bench-tools clean chromium pgbouncer
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -66,6 +66,9 @@ bench-replica: bench-tools $(STAMP)  ## list/history through a streaming hot sta
 
 bench-variants: bench-tools $(STAMP)  ## server ideas (event loop, pool reset, access log) compared on the list
 	timeout 900 $(BIN)/python -m bench.variants
+
+bench-privacy: bench-tools $(STAMP)  ## list p50/p99 quiet vs while db prune deletes 100,000 expired sessions; export messages/s
+	timeout 900 $(BIN)/python -m bench.privacy
 
 bench-oracle: $(STAMP)  ## 404 timing: missing vs other tenant's vs colleague's session id, 5 routes, rank-test z
 	timeout 900 $(BIN)/python -m bench.timing_oracle

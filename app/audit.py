@@ -19,6 +19,11 @@ Checks (``CHECKS`` holds each one's description and remediation):
 - ``policy_to_public``: no policy is TO PUBLIC.
 - ``policy_coverage``: permissive policies cover SELECT, INSERT, UPDATE and DELETE on every
   table with a ``tenant_id`` column (ALL counts for all; a policy lacking its clause does not).
+  The tables of ``APPEND_ONLY_TABLES`` need SELECT and INSERT only (and ``append_only`` holds for them).
+- ``append_only``: on every table of ``APPEND_ONLY_TABLES`` (``access_log``), no UPDATE, DELETE or
+  TRUNCATE granted to anyone, no permissive UPDATE, DELETE or ALL policy for a role the runtime
+  role belongs to, no trigger or rule on it (one could drop or rewrite what the read path records),
+  and no trigger function or rule anywhere that updates, deletes or truncates it.
 - ``policy_always_true``: no permissive policy lets a row of tenant Y through for a request of
   tenant X or without context (each clause is evaluated on such a row), and none lacks the
   clause its command needs.
@@ -139,6 +144,14 @@ CHECKS: dict[str, Check] = {
         " (ALL counts for all); a policy lacking the clause its command needs grants nothing.",
         "Add the missing policy to rls_policies/ and run `db upgrade`.",
     ),
+    "append_only": Check(
+        "append-only tables stay append-only",
+        "Nobody but the owner may change or delete an entry of an append-only table (APPEND_ONLY_TABLES:"
+        " access_log): no UPDATE, DELETE or TRUNCATE grant, no permissive UPDATE, DELETE or ALL policy binding the"
+        " runtime role, no trigger or rule on the table, and no trigger function or rule that writes to it.",
+        "REVOKE UPDATE, DELETE, TRUNCATE ON … FROM …; drop the policy, trigger or rule; `db upgrade` restores the"
+        " files'.",
+    ),
     "policy_always_true": Check(
         "no always-true or empty policy",
         "No permissive policy lets a row of tenant Y through for a request of tenant X, or for a request"
@@ -247,6 +260,12 @@ CHECKS: dict[str, Check] = {
 NON_TENANT_TABLES = {
     "public.migration": "Piccolo's record of applied migrations; the runtime role has no grant on it",
 }
+# Tables whose rows are never changed nor deleted but by the owner (db prune), each with its reason.
+APPEND_ONLY_TABLES = {
+    "public.access_log": "who read whose session: written by the read path, in the read's transaction (CONTRACT §7)",
+}
+APPEND_ONLY_COMMANDS = ("SELECT", "INSERT")
+CHANGING_PRIVILEGES = ("UPDATE", "DELETE", "TRUNCATE")
 # SECURITY DEFINER functions the runtime role may execute, each with its reason. None: the definer
 # functions of rls_policies/ (chat_session_counters, chat_search_title, chat_search_message) are trigger functions.
 KNOWN_DEFINER_FUNCTIONS: dict[str, str] = {}
@@ -694,7 +713,8 @@ def check_coverage(report: Report, tables: Iterable[str], policies: Sequence[asy
             continue
         covered[policy["table_name"]].update(COMMANDS if policy["cmd"] == "ALL" else (policy["cmd"],))
     for table, commands in covered.items():
-        absent = [cmd for cmd in COMMANDS if cmd not in commands]
+        needed = APPEND_ONLY_COMMANDS if table in APPEND_ONLY_TABLES else COMMANDS
+        absent = [cmd for cmd in needed if cmd not in commands]
         if absent:
             report.add("policy_coverage", table, "no permissive policy for " + ", ".join(absent))
 
@@ -929,6 +949,51 @@ def check_forbidden_grants(report: Report, catalog: Catalog) -> set[str]:
     return reported
 
 
+# Triggers and rules on the tables $1, and any trigger function or rule anywhere: what they run.
+WRITERS = """
+SELECT 'trigger ' || format('%s.%I', t.tgrelid::regclass, t.tgname) AS object, t.tgrelid::regclass::text AS on_table,
+       p.prosrc AS body
+FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal
+UNION ALL
+SELECT 'rule ' || format('%s.%I', r.ev_class::regclass, r.rulename), r.ev_class::regclass::text, pg_get_ruledef(r.oid)
+FROM pg_rewrite r WHERE r.rulename <> '_RETURN'
+"""
+
+
+def _changes_table(table: str) -> re.Pattern[str]:
+    """An UPDATE, DELETE FROM or TRUNCATE of ``table`` (schema-qualified or not, quoted or not) in SQL text."""
+    schema, name = table.split(".")
+    return re.compile(
+        rf'\b(?:UPDATE|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+(?:ONLY\s+)?(?:"?{schema}"?\s*\.\s*)?"?{name}"?\b',
+        re.IGNORECASE,
+    )
+
+
+async def check_append_only(connection: asyncpg.Connection, report: Report, catalog: Catalog) -> None:
+    """``append_only``: nothing but the owner changes or deletes a row of ``APPEND_ONLY_TABLES``."""
+    runtime = {catalog.runtime_role, GROUP_ROLE, "public"} | {r["rolname"] for r in catalog.reach}
+    for grant in catalog.grants:
+        if grant["object"].split("(")[0] in APPEND_ONLY_TABLES and grant["privilege"] in CHANGING_PRIVILEGES:
+            report.add("append_only", _grant_key(grant), "entries could be changed or deleted")
+    for policy in catalog.policies:
+        if (
+            policy["table_name"] in APPEND_ONLY_TABLES
+            and policy["permissive"] == "PERMISSIVE"
+            and policy["cmd"] in ("UPDATE", "DELETE", "ALL")
+            and runtime & set(policy["roles"])
+        ):
+            name = f"{policy['table_name']}.{policy['policyname']}"
+            report.add("append_only", name, f"a permissive {policy['cmd']} policy for {_who(policy['roles'])}")
+    writers = await connection.fetch(WRITERS)
+    for table in APPEND_ONLY_TABLES:
+        changes = _changes_table(table)
+        for row in writers:
+            if row["on_table"] in (table, table.removeprefix("public.")):
+                report.add("append_only", row["object"], f"a {row['object'].split()[0]} on {table}")
+            elif changes.search(row["body"]):
+                report.add("append_only", row["object"], f"changes or deletes rows of {table}")
+
+
 # --- drift and additions: the replay ------------------------------------------------------------
 
 Snapshot = dict[str, dict[str, Any]]
@@ -1094,6 +1159,7 @@ async def run_audit(
         await check_views(connection, report, catalog)
         check_functions(report, catalog)
         await check_shadowing(connection, report, catalog)
+        await check_append_only(connection, report, catalog)
         reported_grants = check_forbidden_grants(report, catalog)
         await check_drift(connection, report, catalog, lock_timeout, reported_grants)
         report.exclude(exclude)

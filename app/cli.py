@@ -1,4 +1,4 @@
-"""``python -m app``: db upgrade | db seed | db psql | serve | token EMAIL | rls audit.
+"""``python -m app``: db upgrade | db seed | db psql | db prune | serve | token EMAIL | rls audit.
 
 Without ``DATABASE_URL`` the commands start (or join) an embedded PostgreSQL under
 ``.data/`` and use its ``chat`` database.
@@ -77,6 +77,18 @@ def cmd_seed(settings: Settings) -> int:
     use_database(settings.database_url)
     added = asyncio.run(seed())
     print("seeded: " + ", ".join(f"{n} {table}" for table, n in added.items()))
+    return 0
+
+
+def cmd_prune(settings: Settings, dry_run: bool) -> int:
+    """Retention: print per tenant what was (or, dry, would be) deleted."""
+    from app.db.prune import prune
+
+    assert settings.database_url
+    tenants = asyncio.run(prune(settings.database_url, dry_run=dry_run))
+    for tenant in tenants:
+        print(tenant.line(dry_run))
+    print(f"{len(tenants)} tenant(s) with a retention" + (" (dry run: nothing deleted)" if dry_run else ""))
     return 0
 
 
@@ -183,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="apply roles, migrations and RLS policies (idempotent)")
     db.add_parser("seed", help="insert the demo data (idempotent)")
+    prune = db.add_parser("prune", help="delete what is older than each tenant's retention_days, in short batches")
+    prune.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
     psql = db.add_parser(
         "psql",
         help="psql on the configured database as its owner (statements on standard input work too)",
@@ -221,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "db":
             if args.db_command == "psql":
                 return cmd_psql(settings, args.runtime, args.psql_args)
+            if args.db_command == "prune":
+                return cmd_prune(settings, args.dry_run)
             return cmd_upgrade(settings) if args.db_command == "upgrade" else cmd_seed(settings)
         if args.command == "rls":
             return cmd_audit(settings, args.json, args.exclude)

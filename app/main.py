@@ -41,6 +41,7 @@ from app.events.hub import Hub
 from app.inputs import StrictRequest, plain_values
 from app.messages.controllers import MessageController
 from app.openapi import ClosedStructSchemaPlugin, IdSchemaPlugin
+from app.privacy.controllers import PrivacyController
 from app.sessions.controllers import SessionController
 from app.settings import Settings
 from app.users.controllers import MeController, UserController
@@ -167,6 +168,7 @@ def create_app(
             MeController,
             UserController,
             EventController,
+            PrivacyController,
             *extra_api_handlers,
         ],
         guards=[tenant_guard, plain_values],

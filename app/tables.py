@@ -19,6 +19,7 @@ class Tenant(Table, tablename="tenants"):
     tenant_id = UUID(primary_key=True, default=UUID4())
     name = Varchar(length=100, unique=True)
     created_at = Timestamptz(default=TimestamptzNow())
+    retention_days = Integer(null=True, default=None)  # db prune: sessions older than this go; NULL: forever
 
 
 class User(Table, tablename="users"):
@@ -68,3 +69,15 @@ class Message(Table, tablename="messages"):
     role = Varchar(length=20)
     content = Text()
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class AccessLog(Table, tablename="access_log"):
+    """One admin's read of a session they do not own; written by the read query (``chat_record_read``)."""
+
+    entry_id = UUID(primary_key=True, default=UUID4())
+    tenant_id = UUID(null=False)
+    session_id = UUID(null=False)
+    owner_id = UUID(null=False)
+    reader_id = UUID(null=False)
+    action = Text()
+    at = Timestamptz(default=TimestamptzNow())

@@ -35,7 +35,16 @@ import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, HTTPRequestEvent, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 from litestar.utils.scope.state import ScopeState
 from piccolo.engine.postgres import PostgresTransaction
 
@@ -49,6 +58,9 @@ SCOPE_KEY = "chat.transaction"
 RETRY_AFTER_SECONDS = "1"
 READ_AFTER_BYTES = READ_AFTER_HEADER.lower().encode()
 MAX_BODY_BYTES = 1 << 20  # the largest valid body (a message of 32,768 escaped characters) is ~200 KB
+# Route marker (``opt``) of a response streamed from the request's transaction (an export's cursor):
+# the transaction ends with the body, or when the client leaves, not when the response starts.
+STREAMS = "streams_from_transaction"
 
 
 class DatabaseUnavailableError(HTTPException):
@@ -415,13 +427,15 @@ class TransactionMiddleware:
         """Run the request in its transaction; True when nothing was sent because the replica failed the read."""
         holder = RequestTransaction(self.engine, self.limits, self.shares, scope, replica)
         scope[SCOPE_KEY] = holder  # type: ignore[literal-required]
-        replaced = again = False
+        replaced = again = streaming = False
 
         async def send_after_finishing(message: Message) -> None:
-            nonlocal replaced, again
+            nonlocal replaced, again, streaming
             if replaced:
                 return
-            if message["type"] == "http.response.start" and holder.is_open:
+            if message["type"] == "http.response.start" and holder.is_open and _streams(scope, message):
+                streaming = True  # finished below, in this task, once the body is sent or the client left
+            elif message["type"] == "http.response.start" and holder.is_open:
                 if replica is not None and holder.replica_failed:
                     replica.skip("failed under a read")
                     replaced = again = True
@@ -448,9 +462,26 @@ class TransactionMiddleware:
         try:
             await self.app(scope, receive, send_after_finishing)
         finally:
-            if holder.is_open:
+            if holder.is_open and streaming:
+                # The body was sent, or the client left, or the stream failed: what it recorded stands.
+                await _finish_stream(holder)
+            elif holder.is_open:
                 await holder.finish(commit=False)
         return again
+
+
+async def _finish_stream(holder: RequestTransaction) -> None:
+    """Commit a streamed response's transaction; its status is sent already, so a failure is only logged."""
+    try:
+        await holder.finish(commit=True)
+    except Exception:
+        log.exception("a streamed response's transaction did not commit")
+
+
+def _streams(scope: Scope, start: HTTPResponseStartEvent) -> bool:
+    """True when a successful response of a ``STREAMS`` route starts: its body is read in the transaction."""
+    handler = scope.get("route_handler")
+    return start["status"] < 400 and handler is not None and bool(handler.opt.get(STREAMS))
 
 
 async def _send_error(send: Send, status: int, detail: str, retry_after: str | None = None) -> None:

@@ -14,7 +14,7 @@ from app.cursors import bind_offset, cursor_key, make_cursor, read_cursor
 from app.inputs import OFFSET_MAX, Id
 from app.messages import queries
 from app.messages.schemas import MessageCreate, MessageInfo, MessageListResponse
-from app.sessions.controllers import SESSION_ERRORS, Cursor, SessionId, session_not_found, write_refused
+from app.sessions.controllers import RECORDED, SESSION_ERRORS, Cursor, SessionId, session_not_found, write_refused
 from app.sessions.schemas import Order
 from app.users.schemas import UserInfo
 
@@ -31,9 +31,11 @@ class MessageController(Controller):
         description=(
             "A page of the session's messages, oldest first (`order=desc`: newest first, to open a chat on its "
             "latest messages and scroll back); `next_cursor` continues with keyset paging (ties broken by "
-            "`message_id`). 404 when the caller may not read the session."
+            "`message_id`). 404 when the caller may not read the session. An "
+            "admin's read of another user's session is recorded in the access log (action `messages`)."
         ),
         raises=SESSION_ERRORS,
+        opt=RECORDED,
     )
     async def list_messages(
         self,

@@ -24,6 +24,7 @@ from app.tables import Message
 # then walks the (session_id, created_at, message_id) index in order (backwards for ``desc``)
 # and stops at the limit (0.3 ms vs 1.3 ms at offset 0 of 10,000 messages; 7.6 ms vs 15 ms at
 # offset 9,950). A cursor's position ``(created_at, message_id)`` is an index condition too.
+# An admin's read of another user's session is recorded (``chat_record_read``: ``access_log``, action ``messages``).
 @cache
 def _page_sql(order: Order, after: bool) -> str:
     direction = "DESC" if order == "desc" else "ASC"
@@ -40,6 +41,7 @@ def _page_sql(order: Order, after: bool) -> str:
         LIMIT {{}} OFFSET {{}}
     ) m ON true
     WHERE s.tenant_id = {{}} AND s.session_id = {{}}
+      AND chat_record_read(s.tenant_id, s.session_id, s.user_id, 'messages')
     ORDER BY m.{sort}
 """
 
@@ -59,6 +61,7 @@ _GET_MANY_SQL = """
     SELECT user_id, message_id, session_id, role, content, created_at
     FROM messages
     WHERE tenant_id = {} AND message_id = ANY({})
+      AND chat_record_read(tenant_id, session_id, user_id, 'events')
 """
 
 

@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from app.agents.queries import agent_exists
 from app.auth.guards import GUARD_ERRORS
 from app.cursors import CURSOR_MAX, bind_offset, cursor_key, make_cursor, read_cursor
+from app.db.replica import READS_WRITE
 from app.inputs import OFFSET_MAX, Id, body_error, invalid
 from app.sessions import queries, search
 from app.sessions.schemas import (
@@ -44,6 +45,8 @@ Cursor = Annotated[
         "excludes a non-zero `offset`. Malformed, altered or reused under other parameters: 400.",
     ),
 ]
+# An admin's read of someone else's session writes ``access_log``: their reads run on the primary.
+RECORDED = {READS_WRITE: "admin"}
 
 
 def session_not_found() -> NotFoundException:
@@ -188,8 +191,12 @@ class SessionController(Controller):
     @get(
         SESSION_PATH,
         summary="Get a session",
-        description="The session; 404 when it does not exist or belongs to another user or tenant.",
+        description=(
+            "The session; 404 when it does not exist or belongs to another user or tenant. An admin's read of "
+            "another user's session is recorded in the access log (action `session`)."
+        ),
         raises=SESSION_ERRORS,
+        opt=RECORDED,
     )
     async def get_session(self, tenant_id: FromPath[Id], session_id: SessionId) -> SessionInfo:
         session = await queries.get_session(tenant_id, session_id)

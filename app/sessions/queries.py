@@ -234,8 +234,15 @@ _INFO_SQL = f"""
     FROM s
     LEFT JOIN agent_configs a ON a.tenant_id = s.tenant_id AND a.agent_id = s.agent_id
 """
-_GET_SQL = "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = {})" + _INFO_SQL
-_GET_MANY_SQL = "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = ANY({}))" + _INFO_SQL
+# Reading content of someone else's session records it (``chat_record_read``, rls_policies/access_log.sql).
+_GET_SQL = (
+    "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = {}"
+    " AND chat_record_read(tenant_id, session_id, user_id, 'session'))" + _INFO_SQL
+)
+_GET_MANY_SQL = (
+    "WITH s AS (SELECT * FROM sessions WHERE tenant_id = {} AND session_id = ANY({})"
+    " AND chat_record_read(tenant_id, session_id, user_id, 'events'))" + _INFO_SQL
+)
 _CREATE_SQL = (
     """WITH s AS (
         INSERT INTO sessions (tenant_id, user_id, agent_id, title, created_at, updated_at)
@@ -272,7 +279,10 @@ def _one(rows: list[dict[str, object]]) -> SessionInfo | None:
 
 
 async def get_session(tenant_id: UUID, session_id: UUID) -> SessionInfo | None:
-    """The session if the context's user may read it (own, or any of the tenant for an admin), else None."""
+    """The session if the context's user may read it (own, or any of the tenant for an admin), else None.
+
+    An admin's read of another user's session is recorded (``access_log``, action ``session``).
+    """
     return _one(await Session.raw(_GET_SQL, tenant_id, session_id))
 
 
@@ -282,7 +292,10 @@ def get_many_statement(tenant_id: UUID, session_ids: list[UUID]) -> Statement:
 
 
 async def get_sessions(tenant_id: UUID, session_ids: list[UUID]) -> list[SessionInfo]:
-    """Those of ``session_ids`` that the context's user may read, in no particular order (live updates)."""
+    """Those of ``session_ids`` that the context's user may read, in no particular order (live updates).
+
+    An admin's read of another user's session is recorded (``access_log``, action ``events``).
+    """
     sql, args = get_many_statement(tenant_id, session_ids)
     return msgspec.convert(await Session.raw(sql, *args), list[SessionInfo])
 

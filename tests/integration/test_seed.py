@@ -77,7 +77,9 @@ async def test_the_seed_writes_the_same_rows_on_every_run(fresh_database) -> Non
 
     # Another run on an empty database, at another moment: the same rows, the same offsets from it.
     async with engine.transaction():
-        await engine.run_ddl("TRUNCATE tenants, users, agent_configs, sessions, messages, session_counts, search_words")
+        await engine.run_ddl(
+            "TRUNCATE tenants, users, agent_configs, sessions, messages, session_counts, search_words, access_log"
+        )
     later = first_now + timedelta(days=40, hours=5, minutes=13, seconds=50)
     await seed(later)
     assert await _snapshot(fresh_database.owner_dsn, later.replace(second=0, microsecond=0)) == first

@@ -78,6 +78,8 @@ ATTACKS = (
     # Its 200s are open streams, attacked over a real server by tests/security/test_event_isolation.py;
     # here, its refusals (401, 403, 400) like every route's.
     Route("GET", "events", 200, query=("user_id",), streams=True),
+    Route("GET", "access-log", 200, query=("session_id", "limit", "offset")),
+    Route("GET", "export", 200, query=("user_id",)),  # NDJSON, finite: read whole like any body
 )
 HTTP_METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 

@@ -157,6 +157,48 @@ PLANTS: dict[str, Plant] = {
         "GRANT UPDATE (content) ON public.messages TO chat_runtime",
         findings={("unexpected_grant", "UPDATE on public.messages(content) to chat_runtime")},
     ),
+    # access_log is append-only: TRUNCATE ignores row-level security, so one context wipes every tenant's record.
+    "append_only (a grant)": plant(
+        "GRANT TRUNCATE ON public.access_log TO chat_runtime",
+        findings={
+            ("append_only", "TRUNCATE on public.access_log to chat_runtime"),
+            ("unexpected_grant", "TRUNCATE on public.access_log to chat_runtime"),
+        },
+    ),
+    "append_only (a policy)": plant(
+        "GRANT UPDATE ON public.access_log TO chat_runtime",
+        "CREATE POLICY access_log_rewrite ON public.access_log FOR UPDATE TO chat_runtime"
+        " USING (tenant_id = (SELECT rls.tenant_id())) WITH CHECK (tenant_id = (SELECT rls.tenant_id()))",
+        findings={
+            ("append_only", "UPDATE on public.access_log to chat_runtime"),
+            ("append_only", "public.access_log.access_log_rewrite"),
+            ("unexpected_grant", "UPDATE on public.access_log to chat_runtime"),
+            ("unexpected_policy", "public.access_log.access_log_rewrite"),
+        },
+    ),
+    # A session's owner renames it, and the record of who read it is gone.
+    "append_only (a trigger elsewhere)": plant(
+        "CREATE FUNCTION public.forget_reads() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+        " SET search_path = pg_catalog, pg_temp AS $$ BEGIN"
+        " DELETE FROM public.access_log WHERE session_id = NEW.session_id; RETURN NULL; END $$",
+        "CREATE TRIGGER forget_reads AFTER UPDATE ON public.sessions FOR EACH ROW"
+        " EXECUTE FUNCTION public.forget_reads()",
+        findings={
+            ("append_only", "trigger public.sessions.forget_reads"),
+            ("unexpected_trigger", "public.sessions.forget_reads"),
+        },
+    ),
+    # A trigger on access_log itself drops what the read path records (the read is served, unrecorded).
+    "append_only (a trigger on it)": plant(
+        "CREATE FUNCTION public.drop_entries() RETURNS trigger LANGUAGE plpgsql"
+        " SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN NULL; END $$",
+        "CREATE TRIGGER drop_entries BEFORE INSERT ON public.access_log FOR EACH ROW"
+        " EXECUTE FUNCTION public.drop_entries()",
+        findings={
+            ("append_only", "trigger public.access_log.drop_entries"),
+            ("unexpected_trigger", "public.access_log.drop_entries"),
+        },
+    ),
     "drift": plant(
         "CREATE OR REPLACE FUNCTION rls.role() RETURNS text LANGUAGE plpgsql STABLE PARALLEL SAFE"
         " SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN 'admin'; END $$",

@@ -670,7 +670,7 @@ def test_with_a_plain_migrator_the_audit_is_clean_without_warnings(plain: tuple[
     report = asyncio.run(run_audit(migrator.dsn, migrator.role))
     assert report.findings == []
     assert report.runtime_roles == [migrator.role, "chat_runtime"]
-    assert len(report.tenant_tables) == 7
+    assert len(report.tenant_tables) == 8
 
 
 async def test_with_a_plain_owner_force_confines_a_definer_function_to_the_callers_tenant(
@@ -702,3 +702,67 @@ async def test_with_a_plain_owner_force_confines_a_definer_function_to_the_calle
     finally:
         await runtime.close()
     assert titles == own_titles(a, a.alice)  # the owner runs as alice's context: her sessions only
+
+
+# --- access_log: append-only ------------------------------------------------------------------------
+
+
+async def admin_reads(runtime: asyncpg.Connection, tenant: TestTenant) -> None:
+    """The tenant's admin reads Alice's first session, as the read path does (recording it)."""
+    session_id = tenant.sessions[tenant.alice.user_id][0]
+    async with runtime.transaction():
+        await set_context(runtime, tenant.tenant_id, tenant.admin.user_id)
+        assert await runtime.fetchval(
+            "SELECT count(*) FROM sessions WHERE tenant_id = $1 AND session_id = $2"
+            " AND chat_record_read(tenant_id, session_id, user_id, 'session')",
+            tenant.tenant_id,
+            session_id,
+        )
+
+
+async def entries_of(owner: asyncpg.Pool, *tenants: TestTenant) -> int:
+    return int(
+        await owner.fetchval(
+            "SELECT count(*) FROM access_log WHERE tenant_id = ANY($1)", [t.tenant_id for t in tenants]
+        )
+    )
+
+
+async def test_truncate_on_access_log_lets_one_context_wipe_every_tenants_record(copy: Copy) -> None:
+    a, b = copy.world.a, copy.world.b
+    runtime = await copy.runtime()
+    try:
+        for tenant in (a, b):
+            await admin_reads(runtime, tenant)
+        await copy.plant("append_only (a grant)")
+        async with runtime.transaction():
+            await set_context(runtime, a.tenant_id, a.alice.user_id)
+            await runtime.execute("TRUNCATE access_log")
+    finally:
+        await runtime.close()
+    assert await entries_of(copy.owner, a, b) == 0
+
+
+async def test_a_trigger_elsewhere_lets_the_owner_erase_who_read_her_session(copy: Copy) -> None:
+    a = copy.world.a
+    runtime = await copy.runtime()
+    try:
+        await admin_reads(runtime, a)
+        await copy.plant("append_only (a trigger elsewhere)")
+        async with runtime.transaction():
+            await set_context(runtime, a.tenant_id, a.alice.user_id)
+            await runtime.execute("UPDATE sessions SET title = 'renamed' WHERE user_id = $1", a.alice.user_id)
+    finally:
+        await runtime.close()
+    assert await entries_of(copy.owner, a) == 0
+
+
+async def test_a_trigger_on_access_log_serves_reads_unrecorded(copy: Copy) -> None:
+    a = copy.world.a
+    await copy.plant("append_only (a trigger on it)")
+    runtime = await copy.runtime()
+    try:
+        await admin_reads(runtime, a)
+    finally:
+        await runtime.close()
+    assert await entries_of(copy.owner, a) == 0

@@ -16,12 +16,34 @@ import pytest
 from app.db.context import set_context
 from tests.factories import World
 
-TENANT_TABLES = ("tenants", "users", "agent_configs", "sessions", "messages", "session_counts", "search_words")
+TENANT_TABLES = (
+    "tenants",
+    "users",
+    "agent_configs",
+    "sessions",
+    "messages",
+    "session_counts",
+    "search_words",
+    "access_log",
+)
 # What an attacker who can run SQL as the runtime role would send (SECURITY.md): the API never does.
 FORGED_CONTEXT = (
     "SELECT set_config('app.tenant_id', $1, true), set_config('app.user_id', $2, true), "
     "set_config('app.role', $3, true)"
 )
+
+
+async def admins_read_alice(owner: asyncpg.Pool, victims: World) -> None:
+    """An access_log entry in each tenant: its admin read one of alice's sessions (there is data to leak)."""
+    for tenant in (victims.a, victims.b):
+        await owner.execute(
+            "INSERT INTO access_log (tenant_id, session_id, owner_id, reader_id, action)"
+            " VALUES ($1, $2, $3, $4, 'session')",
+            tenant.tenant_id,
+            tenant.sessions[tenant.alice.user_id][0],
+            tenant.alice.user_id,
+            tenant.admin.user_id,
+        )
 
 
 @pytest.fixture
@@ -47,6 +69,7 @@ async def readable_relations(owner: asyncpg.Pool) -> list[str]:
 async def test_no_context_reads_zero_rows_from_every_readable_relation(
     runtime: asyncpg.Connection, owner: asyncpg.Pool, victims: World
 ) -> None:
+    await admins_read_alice(owner, victims)
     relations = await readable_relations(owner)
     assert relations == [f"public.{t}" for t in sorted(TENANT_TABLES)]  # a new view or table must be reviewed
     for relation in relations:
@@ -93,6 +116,7 @@ async def test_a_context_sees_only_its_tenant_and_writes_nowhere_else(
     runtime: asyncpg.Connection, owner: asyncpg.Pool, victims: World
 ) -> None:
     a, b = victims.a, victims.b
+    await admins_read_alice(owner, victims)
     async with runtime.transaction():
         await set_context(runtime, a.tenant_id, a.alice.user_id)
         for table in TENANT_TABLES:

@@ -20,7 +20,16 @@ from tests.security.conftest import Throwaway
 PROJECT = Path(__file__).resolve().parents[2]
 PGRLS = [sys.executable, "-m", "pgrls"]
 MODES = ("anon", "cross-tenant", "write")
-TENANT_TABLES = {"agent_configs", "messages", "search_words", "session_counts", "sessions", "tenants", "users"}
+TENANT_TABLES = {
+    "access_log",
+    "agent_configs",
+    "messages",
+    "search_words",
+    "session_counts",
+    "sessions",
+    "tenants",
+    "users",
+}
 
 
 def pgrls(*args: str) -> subprocess.CompletedProcess[str]:
