@@ -80,9 +80,11 @@ class SessionController(Controller):
             "user's sessions with `user_id` (a user outside the tenant simply has none). The filters "
             "`archived`, `pinned` and `agent_id` combine; `total` counts exactly what they select. "
             "`next_cursor` (null on the last page) continues with keyset paging: with `cursor`, "
-            "`offset` is 0 and `has_more` means `next_cursor` is not null."
+            "`offset` is 0 and `has_more` means `next_cursor` is not null. An admin's search hit on another "
+            "user's session is recorded in the access log (action `search`)."
         ),
         raises=GUARD_ERRORS,
+        opt=RECORDED,
     )
     async def list_sessions(
         self,

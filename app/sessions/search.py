@@ -129,14 +129,16 @@ def _archived(filters: Filters) -> str:
 
 
 # The page's sessions with their agent and the text the snippet is cut from: the first message
-# (oldest) holding every term, else the title.
+# (oldest) holding every term, else the title. An admin's hit on another user's session quotes it:
+# recorded (``chat_record_read``, action ``search``; rls_policies/access_log.sql).
 _PAGE_INFO = f"""
     SELECT p.session_id, p.user_id, p.title, a.name AS agent_name,
            p.created_at, p.updated_at, p.message_count,
            coalesce(p.last_message_at, p.created_at) > now() - {ACTIVE_WINDOW} AS is_active,
            p.pinned, p.archived, coalesce(unit.content, p.title) AS snippet_source
     FROM page_ids CROSS JOIN LATERAL (
-        SELECT * FROM sessions p WHERE p.session_id = page_ids.session_id AND p.tenant_id = $tenant OFFSET 0
+        SELECT * FROM sessions p WHERE p.session_id = page_ids.session_id AND p.tenant_id = $tenant
+          AND chat_record_read(p.tenant_id, p.session_id, p.user_id, 'search') OFFSET 0
     ) p
     LEFT JOIN agent_configs a ON a.agent_id = p.agent_id
     LEFT JOIN LATERAL (

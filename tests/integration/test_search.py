@@ -441,3 +441,22 @@ async def test_q_is_documented_in_openapi(client) -> None:
     info = document["components"]["schemas"]["SessionInfo"]["properties"]
     assert "snippet" in info
     assert "total_capped" in document["components"]["schemas"]["SessionListResponse"]["properties"]
+
+
+async def test_an_admins_hit_on_another_users_session_is_recorded(client, owner, world: World) -> None:
+    bobs = await session_with(owner, world.a.bob, "Flibbertigibbet report")
+    admins = await session_with(owner, world.a.admin, "Flibbertigibbet of the admin")
+
+    async def entries() -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+        rows = await owner.fetch(
+            "SELECT session_id, reader_id, action FROM access_log WHERE session_id = ANY($1::uuid[])", [bobs, admins]
+        )
+        return [(r["session_id"], r["reader_id"], r["action"]) for r in rows]
+
+    await search(client, world.a, world.a.bob, "flibbert")  # their own: nothing recorded
+    assert await entries() == []
+    body = await search(client, world.a, world.a.admin, "flibbert")
+    assert set(ids(body)) == {bobs, admins}
+    assert await entries() == [(bobs, world.a.admin.user_id, "search")]
+    await client.get(world.a.path(), headers=world.a.admin.headers)  # a plain list quotes nothing
+    assert await entries() == [(bobs, world.a.admin.user_id, "search")]

@@ -62,7 +62,7 @@ def test_clean_copy_has_only_the_migrator_warning(throwaway: Throwaway) -> None:
     assert [(f.name, f.level) for f in report.findings] == [("migrator", "WARN")]  # the suite's owner: a superuser
     assert "is a superuser" in report.findings[0].detail
     assert report.tenant_tables == TENANT_TABLES
-    assert report.policies == 31  # search_words: 5; access_log: floor, select, insert, readable session, prune
+    assert report.policies == 31  # access_log: floor, select, insert, readable session, prune; search_words: 5
     assert report.runtime_roles == [throwaway.role, "chat_runtime"]
     table = render_table(report)
     assert table.endswith("clean: no errors (1 warning)")

@@ -670,7 +670,7 @@ def test_with_a_plain_migrator_the_audit_is_clean_without_warnings(plain: tuple[
     report = asyncio.run(run_audit(migrator.dsn, migrator.role))
     assert report.findings == []
     assert report.runtime_roles == [migrator.role, "chat_runtime"]
-    assert len(report.tenant_tables) == 8  # with search_words and access_log
+    assert len(report.tenant_tables) == 8
 
 
 async def test_with_a_plain_owner_force_confines_a_definer_function_to_the_callers_tenant(

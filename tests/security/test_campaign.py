@@ -102,8 +102,8 @@ def expected(world: World, draw: Draw) -> int:
         named = draw.params.get("user_id")
         if user.role != "admin" and named not in (None, str(user.user_id)):
             return 403
-    if draw.route.path == "sessions" and draw.params.get("q") in NO_TERM:
-        return 400
+        if draw.params.get("q") in NO_TERM:
+            return 400
     mine = binding(user, draw.path_tenant, draw.route, draw.session_id, draw.params)
     if draw.cursor_binding is not None and draw.cursor_binding != mine:
         return 400
