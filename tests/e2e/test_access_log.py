@@ -67,6 +67,12 @@ async def test_who_read_my_chats_and_the_admins_access_log(
     await expect(rows.locator(".access-session").first).to_have_text(f"Alice Martin's session {str(read)[:8]}")
     await screenshot(page, "access-log-admin")
     assert await entries(owner, tenant.tenant_id) == before
+    # A search hit whose snippet quotes a colleague's session is a read too: it shows up on top.
+    await page.get_by_role("button", name="Back to the conversation").click()
+    await page.get_by_label("Search sessions").fill(title.split()[-2])  # a word of alice's title ("session")
+    await expect(page.locator(".snippet").first).to_be_visible()
+    await page.get_by_role("button", name="Access log").click()
+    await expect(rows.first.locator(".action")).to_have_text("saw it in search results")
     # Tenant B's admin sees none of tenant A's entries.
     await page.get_by_role("button", name="Sign out").click()
     await sign_in(page, live_server, world.b.admin)
