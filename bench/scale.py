@@ -4,7 +4,8 @@
 messages over three tenants; ``SCALE=1`` is the full size). At every scale the eTMS user
 ``power`` holds 10,000 sessions and ``heavy`` holds sessions of 10,000 messages each.
 The data set is loaded once per scale into ``bench_scale_<scale>`` and reused by later
-runs (``BENCH_RELOAD=1`` to load it again). Scenarios: the list (first page, deep offset,
+runs (``BENCH_RELOAD=1`` to load it again). Scenarios: the list (first page, deep offset, the
+second and the deepest cursor page,
 an admin's tenant-wide page, sessions of 10,000 messages), a session's history,
 posting a message, and search (a supporter's rare and common terms, an admin's
 tenant-wide), at concurrency 1, 16 and 64 with 1 and 2 uvicorn workers
@@ -23,11 +24,13 @@ from uuid import UUID
 
 import asyncpg
 
+from app.cursors import Position
 from bench import harness
 from bench.generate import TENANTS, Loaded, Plan, load
 from bench.harness import Report
 from bench.scenarios import (
     Context,
+    cursor_scenario,
     history_scenario,
     int_list,
     list_scenario,
@@ -85,6 +88,21 @@ async def loaded_data(server: str, scale: float) -> tuple[harness.Database, Load
     return db, data
 
 
+async def position_at(db: harness.Database, user_id: str, rows: int) -> Position:
+    """Where the ``rows``-th session of ``user_id``'s default list ends: the position its next page's cursor carries."""
+    connection = await asyncpg.connect(db.owner_dsn)
+    try:
+        row = await connection.fetchrow(
+            "SELECT updated_at, session_id FROM sessions WHERE user_id = $1 AND NOT archived"
+            " ORDER BY updated_at DESC, session_id DESC OFFSET $2 LIMIT 1",
+            UUID(user_id),
+            rows - 1,
+        )
+    finally:
+        await connection.close()
+    return row["updated_at"], row["session_id"]
+
+
 async def rare_term(db: harness.Database, user_id: str) -> str:
     """A rare word: the user's highest session number ("Conversation N about shipment …"), which begins few words."""
     connection = await asyncpg.connect(db.owner_dsn)
@@ -115,6 +133,10 @@ def main() -> None:
         scenarios = [
             list_scenario(ctx, "list, first page", power, owner=power),
             list_scenario(ctx, f"list, deep offset {deep:,}", power, owner=power, offset=deep),
+            cursor_scenario(ctx, "list, cursor page 2", power, asyncio.run(position_at(db, power, 10))),
+            cursor_scenario(
+                ctx, f"list, cursor page {deep // 10 + 1:,}", power, asyncio.run(position_at(db, power, deep))
+            ),
             list_scenario(ctx, "list, admin tenant-wide", data.admins[TENANTS[0]], owner=None),
             list_scenario(ctx, "list, sessions of 10k messages", data.heavy, owner=data.heavy),
             history_scenario(ctx, "history, 10k-message session", data.heavy_sessions),

@@ -25,6 +25,7 @@ import asyncpg
 from piccolo.querystring import QueryString
 
 from app.auth.tokens import mint_token
+from app.cursors import Position, cursor_key, make_cursor
 from app.db.context import set_context
 from app.db.transaction import Limits
 from app.main import create_app
@@ -106,8 +107,10 @@ def replay(tenant_id: str, user_id: str, queries: Sequence[tuple[str, list[Any]]
     return transaction
 
 
-def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int) -> Transaction:
-    """The list request's transaction."""
+def list_floor(
+    tenant_id: str, user_id: str, owner: str | None, limit: int, offset: int, after: Position | None = None
+) -> Transaction:
+    """The list request's transaction (``after``: the position a cursor carries)."""
     statement = list_statement(
         UUID(tenant_id),
         Filters(user_id=UUID(owner) if owner else None),
@@ -115,6 +118,7 @@ def list_floor(tenant_id: str, user_id: str, owner: str | None, limit: int, offs
         offset=offset,
         sort_by="updated_at",
         order="desc",
+        after=after,
     )
     return replay(tenant_id, user_id, [_compiled(*statement)])
 
@@ -134,6 +138,18 @@ def list_scenario(ctx: Context, name: str, user_id: str, *, owner: str | None, o
         LIST_ROUTE,
         [Request(path, ctx.token(user_id))],
         list_floor(ctx.tenant, user_id, owner, 10, offset),
+    )
+
+
+def cursor_scenario(ctx: Context, name: str, user_id: str, position: Position) -> Scenario:
+    """``GET /sessions?cursor=…`` of ``user_id``'s own list, with the cursor the app makes for ``position``."""
+    tenant = UUID(ctx.tenant)
+    filters = Filters(user_id=UUID(user_id))
+    bound = {"tenant_id": tenant, **filters.bound(), "sort_by": "updated_at", "order": "desc"}
+    cursor = make_cursor(cursor_key(SETTINGS), bound, position)
+    path = f"/api/{ctx.tenant}/sessions?cursor={quote(cursor)}"
+    return Scenario(
+        name, LIST_ROUTE, [Request(path, ctx.token(user_id))], list_floor(ctx.tenant, user_id, user_id, 10, 0, position)
     )
 
 
