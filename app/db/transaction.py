@@ -206,7 +206,7 @@ class RequestTransaction:
         self.replica = replica
         self.lock = asyncio.Lock()
         self.connection: asyncpg.Connection | None = None
-        self.writes = False  # on the primary, by a request that writes (``must_write``)
+        self.writes = False  # a write (not a GET) on the primary: its answer carries ``X-Read-After``
         self.replica_failed = False  # the replica stopped, restarted or went away under this read
         self._pool: asyncpg.Pool | None = None  # where ``connection`` came from
         self._tenant: UUID | None = None
@@ -262,8 +262,9 @@ class RequestTransaction:
             # Pool exhausted, database down or restarting, or a pooled connection that died.
             log.warning("no database connection for the request: %r", error)
             raise DatabaseUnavailableError from error
-        # Without a request (the live updates' reads) there is no write to read after.
-        self.writes = self.scope is not None and must_write(self.scope, row["role"] if row else None)
+        # Without a request (the live updates' reads) there is no write to read after; nor after a GET that
+        # writes (an admin's read recorded in access_log): no WAL position, no header, no extra round trip.
+        self.writes = self.scope is not None and self.scope.get("method") != "GET"
         return row
 
     async def _begin_on_replica(
