@@ -188,7 +188,8 @@ CHECKS: dict[str, Check] = {
         "runtime role owns nothing",
         "No table, view, sequence, function or schema, nor the database, is owned by the runtime role or a role"
         " it can become: an owner may disable row-level security, drop policies, or ALTER a function the"
-        " policies trust (SET app.tenant_id = … on rls.tenant_id() makes every query read another tenant).",
+        " policies trust (a function-level value of app.tenant_id on rls.tenant_id() makes every query read another"
+        " tenant).",
         "ALTER … OWNER TO the migrator (the role of DATABASE_URL).",
     ),
     "migrator": Check(
